@@ -1,0 +1,61 @@
+# The two front-door commands: `make demo` (the whole job on the built-in lab)
+# and `make test` (every test and lint). Each installs what it needs first.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+
+# Debian packages the lab, the render checks and the tests run for real.
+APT_PACKAGES := hostapd dnsmasq nginx-light chrony nftables iproute2 iputils-ping \
+	udhcpc isc-dhcp-client ntpsec-ntpdate apache2-utils openssl debootstrap \
+	systemd-container chromium chromium-driver ffmpeg iw rfkill git
+
+.PHONY: help deps system-deps venv demo test lint e2e bench clean lab-down
+
+help:
+	@echo "make demo   - build the lab, install onto it, check every camera"
+	@echo "make test   - lint and run every test (unit, namespace, lab end-to-end, browser)"
+	@echo "make lint   - ruff, yamllint, ansible-lint, syntax-check only"
+	@echo "make bench  - run the benchmarks in bench/"
+
+deps: system-deps venv
+
+system-deps:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:" $$missing; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+	fi
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+demo: deps
+	$(BIN)/presence-appliance lab up
+	$(BIN)/presence-appliance install -i lab/inventory.yml
+	$(BIN)/presence-appliance lab info
+
+lab-down: venv
+	$(BIN)/presence-appliance lab down
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/yamllint -s .
+	cd $(CURDIR) && $(BIN)/ansible-lint --profile production playbooks roles
+	ANSIBLE_ROLES_PATH=roles $(BIN)/ansible-playbook --syntax-check -i inventory.example.yml playbooks/site.yml
+
+test: deps lint
+	$(BIN)/pytest
+
+bench: deps
+	$(BIN)/python bench/proxy_bench.py
+	$(BIN)/python bench/check_bench.py
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info
