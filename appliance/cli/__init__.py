@@ -11,15 +11,39 @@ from appliance import __version__
 # name -> (module, attribute, one-line help). Each command group lives in its own
 # module and is imported only when it runs: importing Ansible costs ~0.4 s.
 COMMANDS: dict[str, tuple[str, str, str]] = {
-    "validate": ("appliance.cli.inventory_cmds", "validate", "Check an inventory and list every problem."),
-    "render": ("appliance.cli.inventory_cmds", "render", "Write the files the roles would put on a Pi."),
-    "install": ("appliance.cli.install_cmd", "install", "Provision the appliances of an inventory."),
+    "validate": (
+        "appliance.cli.inventory_cmds",
+        "validate",
+        "Check an inventory and list every problem.",
+    ),
+    "render": (
+        "appliance.cli.inventory_cmds",
+        "render",
+        "Write the files the roles would put on a Pi.",
+    ),
+    "install": (
+        "appliance.cli.install_cmd",
+        "install",
+        "Provision the appliances of an inventory.",
+    ),
     "check": ("appliance.cli.check_cmd", "check", "Test every camera and report what works."),
     "camera": ("appliance.cli.camera_cmds", "camera", "Control cameras and edit the camera list."),
-    "discover": ("appliance.cli.discover_cmd", "discover", "Find cameras and secure ids from Netatmo's API."),
+    "discover": (
+        "appliance.cli.discover_cmd",
+        "discover",
+        "Find cameras and secure ids from Netatmo's API.",
+    ),
     "leases": ("appliance.cli.discover_cmd", "leases", "List the DHCP clients of each Pi."),
-    "emulate": ("appliance.cli.emulate_cmd", "emulate", "Run an emulated Presence camera (for tests)."),
-    "lab": ("appliance.cli.lab_cmds", "lab", "A booted Debian 'Pi' with emulated cameras to try it all."),
+    "emulate": (
+        "appliance.cli.emulate_cmd",
+        "emulate",
+        "Run an emulated Presence camera (for tests).",
+    ),
+    "lab": (
+        "appliance.cli.lab_cmds",
+        "lab",
+        "A booted Debian 'Pi' with emulated cameras to try it all.",
+    ),
 }
 
 

@@ -1,0 +1,57 @@
+"""Options and error handling shared by the commands: printing and exit codes live here."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from appliance.inventory import default_inventory_path, default_vault_password_file
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
+
+
+def inventory_options(func: F) -> F:
+    """`-i/--inventory` and `--vault-password-file`, with the usual defaults and env vars."""
+    func = click.option(
+        "--vault-password-file",
+        type=click.Path(dir_okay=False),
+        default=default_vault_password_file,
+        help="File with the Ansible Vault password [env: ANSIBLE_VAULT_PASSWORD_FILE].",
+    )(func)
+    func = click.option(
+        "-i",
+        "--inventory",
+        "inventory_path",
+        type=click.Path(),
+        default=default_inventory_path,
+        show_default="./inventory.yml or $PRESENCE_INVENTORY",
+        help="The Ansible inventory of appliances and cameras.",
+    )(func)
+    return func
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def no_traceback(func: F) -> F:
+    """Turn any unexpected exception into a one-line error: a user never sees a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except (click.exceptions.Exit, click.ClickException, SystemExit, KeyboardInterrupt):
+            raise
+        except Exception as err:  # the last line of defence, on purpose
+            first = next((line for line in str(err).splitlines() if line.strip()), "")
+            fail(f"{type(err).__name__}: {first}".rstrip(": "), EXIT_USAGE)
+
+    return wrapper  # type: ignore[return-value]

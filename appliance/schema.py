@@ -1,0 +1,733 @@
+"""The one inventory schema: every rule an appliance's variables must satisfy.
+
+Used by `presence-appliance validate`, by the playbook's guard play (through the
+`appliance_validate` action plugin) and mirrored by the roles' argument specs
+(a test keeps them in step). Each problem names its exact place:
+`garden-pi: cameras[1].mac: '70:ee:50:zz:00:01' is not a MAC address`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from appliance.countries import ISO_3166_ALPHA2
+
+NETATMO_OUI = "70:ee:50"
+CAMERA_NAME = re.compile(r"^[a-z0-9-]{1,32}$")
+MAC = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
+HEX = re.compile(r"^[0-9a-fA-F]+$")
+INTERFACE = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
+HOSTNAME = re.compile(
+    r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$"
+)
+WEB_USER = re.compile(r"^[A-Za-z0-9._@-]{1,64}$")
+# crypt(3) formats nginx accepts through libxcrypt: bcrypt and sha512-crypt.
+PASSWORD_HASH = re.compile(
+    r"^(\$2[aby]\$\d\d\$[./A-Za-z0-9]{53}|\$6\$(rounds=\d+\$)?[./A-Za-z0-9]{1,16}\$[./A-Za-z0-9]{86})$"
+)
+CHANNELS = {
+    "2.4": set(range(1, 14)),
+    "5": {
+        36,
+        40,
+        44,
+        48,
+        52,
+        56,
+        60,
+        64,
+        100,
+        104,
+        108,
+        112,
+        116,
+        120,
+        124,
+        128,
+        132,
+        136,
+        140,
+        144,
+        149,
+        153,
+        157,
+        161,
+        165,
+    },
+}
+ISOLATION = ("ap_isolate", "vlan_per_camera")
+CLOUD = ("allow", "block")
+
+
+@dataclass(frozen=True)
+class Problem:
+    host: str
+    path: str
+    message: str
+    severity: str = "error"  # "error" | "warning"
+
+    def __str__(self) -> str:
+        prefix = "warning: " if self.severity == "warning" else ""
+        where = f"{self.path}: " if self.path else ""
+        return f"{self.host}: {prefix}{where}{self.message}"
+
+
+# ---------------------------------------------------------------------------
+# The declarative part: keys, types, required-ness, choices, defaults.
+# `to_argument_spec()` turns it into Ansible's argument_spec form for the test
+# that compares it with the roles' meta/argument_specs.yml.
+
+
+@dataclass
+class Field:
+    type: str  # "str" | "int" | "bool" | "dict" | "list" | "raw"
+    required: bool = False
+    choices: tuple[Any, ...] | None = None
+    default: Any = None
+    options: dict[str, Field] | None = None  # for dict, or list elements of dict
+    elements: str | None = None  # list element type
+    nullable: bool = False
+    description: str = ""
+    check: Callable[[Any], str | None] | None = field(default=None, repr=False)
+
+
+def _f(type_: str, description: str, **kw: Any) -> Field:
+    return Field(type=type_, description=description, **kw)
+
+
+SCHEMA: dict[str, Field] = {
+    "wifi": _f(
+        "dict",
+        "The cameras' Wi-Fi access point.",
+        required=True,
+        options={
+            "ssid": _f("str", "Network name, 1-32 bytes.", required=True),
+            "passphrase": _f(
+                "str", "WPA2 passphrase: 8-63 printable ASCII or 64 hex digits.", required=True
+            ),
+            "country": _f(
+                "str", "ISO 3166-1 alpha-2 country code (regulatory domain).", required=True
+            ),
+            "channel": _f("int", "Wi-Fi channel, valid for the band.", required=True),
+            "band": _f("str", "2.4 or 5 (GHz).", choices=("2.4", "5"), default="2.4"),
+            "isolation": _f(
+                "str", "How cameras are kept apart.", choices=ISOLATION, default="ap_isolate"
+            ),
+            "wpa3": _f(
+                "bool",
+                "Also offer WPA3-SAE (off: PMF trouble on the Pi's onboard chip).",
+                default=False,
+            ),
+        },
+    ),
+    "camera_network": _f(
+        "dict",
+        "The Pi's side of the camera network.",
+        required=True,
+        options={
+            "interface": _f("str", "The Wi-Fi interface cameras join.", required=True),
+            "address": _f("str", "The Pi's address with prefix, e.g. 10.42.0.1/24.", required=True),
+            "dhcp_range": _f(
+                "list",
+                "First and last address handed to unknown clients.",
+                required=True,
+                elements="str",
+            ),
+        },
+    ),
+    "uplink_interface": _f("str", "The Pi's interface to the home network.", required=True),
+    "ntp_upstream": _f("list", "NTP servers the Pi syncs from.", required=True, elements="str"),
+    "web": _f(
+        "dict",
+        "The HTTPS proxy and dashboard.",
+        required=True,
+        options={
+            "server_name": _f("str", "Host name of the dashboard.", required=True),
+            "users": _f(
+                "list",
+                "Web logins; each with password or password_hash.",
+                required=True,
+                elements="dict",
+                options={
+                    "name": _f("str", "Login name.", required=True),
+                    "password": _f("str", "Password (hashed before it reaches the Pi)."),
+                    "password_hash": _f("str", "bcrypt or sha512-crypt hash."),
+                },
+            ),
+            "tls_cert": _f(
+                "str", "Controller path of a certificate; null: self-signed.", nullable=True
+            ),
+            "tls_key": _f("str", "Controller path of its key; null: self-signed.", nullable=True),
+        },
+    ),
+    "cameras": _f(
+        "list",
+        "The cameras this Pi serves.",
+        required=True,
+        elements="dict",
+        options={
+            "name": _f(
+                "str", "[a-z0-9-]{1,32}, unique; used in URLs and file names.", required=True
+            ),
+            "mac": _f("str", "The camera's MAC address (70:ee:50:...).", required=True),
+            "ip": _f("str", "Reserved address: in the subnet, outside dhcp_range.", required=True),
+            "secure_id": _f("str", "The camera's secret local API path segment.", required=True),
+            "cloud": _f(
+                "str", "Whether the camera may reach Netatmo's VPN.", choices=CLOUD, default="block"
+            ),
+            "vlan_id": _f("int", "VLAN for isolation: vlan_per_camera (default: derived)."),
+            "passphrase": _f("str", "Per-camera WPA passphrase (vlan_per_camera only)."),
+        },
+    ),
+}
+
+_TYPE_NAMES = {
+    "str": "a string",
+    "int": "an integer",
+    "bool": "true or false",
+    "dict": "a mapping",
+    "list": "a list",
+}
+
+
+def _type_ok(kind: str, value: Any) -> bool:
+    if kind == "str":
+        return isinstance(value, str)
+    if kind == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "bool":
+        return isinstance(value, bool)
+    if kind == "dict":
+        return isinstance(value, dict)
+    if kind == "list":
+        return isinstance(value, list)
+    return True
+
+
+def _coerce(kind: str, value: Any) -> Any:
+    # YAML gives `band: 2.4` as a float and `channel: "6"` as a string; accept the obvious.
+    if kind == "str" and isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    if kind == "int" and isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    return value
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _walk(host: str, path: str, spec: Field, value: Any, out: list[Problem]) -> Any:
+    """Type-check VALUE against SPEC; return the coerced value or None when unusable."""
+    if value is None:
+        if spec.nullable:
+            return None
+        out.append(
+            Problem(host, path, f"must be {_TYPE_NAMES.get(spec.type, spec.type)}, not null")
+        )
+        return None
+    value = _coerce(spec.type, value)
+    if not _type_ok(spec.type, value):
+        out.append(
+            Problem(
+                host, path, f"must be {_TYPE_NAMES.get(spec.type, spec.type)}, not {_show(value)}"
+            )
+        )
+        return None
+    if spec.choices is not None and value not in spec.choices:
+        out.append(
+            Problem(host, path, f"{_show(value)} is not one of {', '.join(map(str, spec.choices))}")
+        )
+        return None
+    if spec.type == "dict" and spec.options is not None:
+        return _walk_dict(host, path, spec.options, value, out)
+    if spec.type == "list":
+        items = []
+        for i, item in enumerate(value):
+            item_path = f"{path}[{i}]"
+            if spec.elements == "dict":
+                if not isinstance(item, dict):
+                    out.append(Problem(host, item_path, f"must be a mapping, not {_show(item)}"))
+                    items.append(None)
+                    continue
+                items.append(_walk_dict(host, item_path, spec.options or {}, item, out))
+            elif spec.elements:
+                items.append(_walk(host, item_path, Field(type=spec.elements), item, out))
+            else:
+                items.append(item)
+        return items
+    return value
+
+
+def _walk_dict(
+    host: str, path: str, options: dict[str, Field], value: dict[Any, Any], out: list[Problem]
+) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, spec in options.items():
+        sub = f"{path}.{key}" if path else key
+        if key not in value:
+            if spec.required:
+                out.append(Problem(host, sub, "is required"))
+            elif spec.default is not None:
+                result[key] = spec.default
+            continue
+        result[key] = _walk(host, sub, spec, value[key], out)
+    for key in value:
+        if key not in options and path:  # top-level vars may be anything; nested typos are not
+            out.append(Problem(host, f"{path}.{key}", "unknown key (a typo?)", "warning"))
+            result[key] = value[key]
+    return result
+
+
+# ---------------------------------------------------------------------------
+# The semantic part: rules that relate values to each other.
+
+
+def validate_appliance(
+    host: str, variables: dict[str, Any], unresolved: dict[str, str] | None = None
+) -> list[Problem]:
+    """Every problem with one appliance's merged variables."""
+    out: list[Problem] = []
+    unresolved = unresolved or {}
+    present = dict(variables)
+    for key, reason in unresolved.items():
+        if key in SCHEMA:
+            out.append(Problem(host, key, _unresolved_message(reason)))
+            present.pop(key, None)
+    missing_ok = {k for k in unresolved if k in SCHEMA}
+    options = {k: v for k, v in SCHEMA.items() if k not in missing_ok}
+    data = _walk_dict(host, "", options, present, out)
+
+    wifi = data.get("wifi") or {}
+    net = data.get("camera_network") or {}
+    web = data.get("web") or {}
+    cameras = [c for c in (data.get("cameras") or []) if c is not None]
+    _check_wifi(host, wifi, out)
+    subnet, pi, dhcp = _check_network(host, net, data.get("uplink_interface"), out)
+    _check_ntp(host, data.get("ntp_upstream"), out)
+    _check_web(host, web, out)
+    _check_cameras(host, data.get("cameras") or [], wifi, subnet, pi, dhcp, out)
+    if "cameras" in data and isinstance(data.get("cameras"), list) and not cameras:
+        out.append(
+            Problem(host, "cameras", "no cameras: the Pi will serve an empty network", "warning")
+        )
+    return out
+
+
+def _unresolved_message(reason: str) -> str:
+    if "vault" in reason.lower():
+        return "cannot decrypt a vault value (give --vault-password-file or set ANSIBLE_VAULT_PASSWORD_FILE)"
+    return f"cannot resolve: {reason}"
+
+
+def passphrase_problem(value: str) -> str | None:
+    if len(value) == 64 and HEX.match(value):
+        return None
+    if not 8 <= len(value) <= 63:
+        return f"must be 8-63 characters (or 64 hex digits), not {len(value)}"
+    if not all(0x20 <= ord(c) <= 0x7E for c in value):
+        return "must be printable ASCII only"
+    return None
+
+
+def _check_wifi(host: str, wifi: dict[str, Any], out: list[Problem]) -> None:
+    ssid = wifi.get("ssid")
+    if isinstance(ssid, str) and not 1 <= len(ssid.encode()) <= 32:
+        out.append(Problem(host, "wifi.ssid", f"must be 1-32 bytes, not {len(ssid.encode())}"))
+    passphrase = wifi.get("passphrase")
+    if isinstance(passphrase, str) and (msg := passphrase_problem(passphrase)):
+        out.append(Problem(host, "wifi.passphrase", msg))  # never echo the value
+    country = wifi.get("country")
+    if isinstance(country, str) and country not in ISO_3166_ALPHA2:
+        out.append(
+            Problem(
+                host,
+                "wifi.country",
+                f"{country!r} is not an ISO 3166-1 alpha-2 code (e.g. DE, FR, GB, US)",
+            )
+        )
+    channel, band = wifi.get("channel"), wifi.get("band") or "2.4"
+    if isinstance(channel, int) and band in CHANNELS and channel not in CHANNELS[band]:
+        hint = "1-13" if band == "2.4" else "36-48, 52-64, 100-144, 149-165"
+        out.append(Problem(host, "wifi.channel", f"{channel} is not a {band} GHz channel ({hint})"))
+
+
+def _check_network(
+    host: str, net: dict[str, Any], uplink: Any, out: list[Problem]
+) -> tuple[Any, Any, tuple[Any, Any] | None]:
+    iface = net.get("interface")
+    if isinstance(iface, str) and not INTERFACE.match(iface):
+        out.append(Problem(host, "camera_network.interface", f"{iface!r} is not an interface name"))
+    if isinstance(uplink, str):
+        if not INTERFACE.match(uplink):
+            out.append(Problem(host, "uplink_interface", f"{uplink!r} is not an interface name"))
+        elif uplink == iface:
+            out.append(
+                Problem(host, "uplink_interface", "must differ from camera_network.interface")
+            )
+    subnet = pi = None
+    address = net.get("address")
+    if isinstance(address, str):
+        try:
+            iface_addr = ipaddress.IPv4Interface(address)
+        except ValueError:
+            out.append(
+                Problem(
+                    host,
+                    "camera_network.address",
+                    f"{address!r} is not an IPv4 address with prefix (10.42.0.1/24)",
+                )
+            )
+        else:
+            if "/" not in address:
+                out.append(
+                    Problem(
+                        host,
+                        "camera_network.address",
+                        f"{address!r} needs a prefix length (e.g. {address}/24)",
+                    )
+                )
+            elif iface_addr.network.prefixlen > 29:
+                out.append(
+                    Problem(
+                        host,
+                        "camera_network.address",
+                        "the subnet is too small for cameras (at most /29)",
+                    )
+                )
+            elif iface_addr.ip in (
+                iface_addr.network.network_address,
+                iface_addr.network.broadcast_address,
+            ):
+                out.append(
+                    Problem(
+                        host,
+                        "camera_network.address",
+                        f"{iface_addr.ip} is the subnet's network or broadcast address",
+                    )
+                )
+            else:
+                subnet, pi = iface_addr.network, iface_addr.ip
+    dhcp = None
+    rng = net.get("dhcp_range")
+    if isinstance(rng, list):
+        if len(rng) != 2:
+            out.append(
+                Problem(
+                    host,
+                    "camera_network.dhcp_range",
+                    f"must be [first, last], not {len(rng)} items",
+                )
+            )
+        else:
+            ends = []
+            for i, item in enumerate(rng):
+                ip = _ip(host, f"camera_network.dhcp_range[{i}]", item, out)
+                if ip is not None and subnet is not None:
+                    if ip not in subnet:
+                        out.append(
+                            Problem(
+                                host,
+                                f"camera_network.dhcp_range[{i}]",
+                                f"{ip} is outside the camera subnet {subnet}",
+                            )
+                        )
+                        ip = None
+                    elif ip in (subnet.network_address, subnet.broadcast_address):
+                        out.append(
+                            Problem(
+                                host,
+                                f"camera_network.dhcp_range[{i}]",
+                                f"{ip} is the subnet's network or broadcast address",
+                            )
+                        )
+                        ip = None
+                ends.append(ip)
+            first, last = ends
+            if first is not None and last is not None:
+                if first > last:
+                    out.append(
+                        Problem(
+                            host, "camera_network.dhcp_range", f"first {first} is after last {last}"
+                        )
+                    )
+                elif pi is not None and first <= pi <= last:
+                    out.append(
+                        Problem(
+                            host, "camera_network.dhcp_range", f"contains the Pi's own address {pi}"
+                        )
+                    )
+                else:
+                    dhcp = (first, last)
+    return subnet, pi, dhcp
+
+
+def _ip(host: str, path: str, value: Any, out: list[Problem]) -> Any:
+    if not isinstance(value, str):
+        return None
+    try:
+        return ipaddress.IPv4Address(value)
+    except ValueError:
+        out.append(Problem(host, path, f"{value!r} is not an IPv4 address"))
+        return None
+
+
+def _check_ntp(host: str, upstream: Any, out: list[Problem]) -> None:
+    if not isinstance(upstream, list):
+        return
+    if not upstream:
+        out.append(Problem(host, "ntp_upstream", "needs at least one server"))
+    for i, server in enumerate(upstream):
+        if isinstance(server, str) and not (HOSTNAME.match(server) or _is_ip(server)):
+            out.append(
+                Problem(host, f"ntp_upstream[{i}]", f"{server!r} is not a host name or address")
+            )
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _check_web(host: str, web: dict[str, Any], out: list[Problem]) -> None:
+    server_name = web.get("server_name")
+    if isinstance(server_name, str) and not HOSTNAME.match(server_name):
+        out.append(Problem(host, "web.server_name", f"{server_name!r} is not a host name"))
+    users = web.get("users")
+    if isinstance(users, list):
+        if not users:
+            out.append(Problem(host, "web.users", "needs at least one user"))
+        seen: set[str] = set()
+        for i, user in enumerate(users):
+            if not isinstance(user, dict):
+                continue
+            name = user.get("name")
+            if isinstance(name, str):
+                if not WEB_USER.match(name):
+                    out.append(
+                        Problem(
+                            host,
+                            f"web.users[{i}].name",
+                            f"{name!r} may use only letters, digits and ._@-",
+                        )
+                    )
+                elif name in seen:
+                    out.append(Problem(host, f"web.users[{i}].name", f"{name!r} appears twice"))
+                seen.add(name)
+            password, hashed = user.get("password"), user.get("password_hash")
+            if password is None and hashed is None:
+                out.append(Problem(host, f"web.users[{i}]", "needs a password or a password_hash"))
+            elif password is not None and hashed is not None:
+                out.append(
+                    Problem(
+                        host, f"web.users[{i}]", "give either password or password_hash, not both"
+                    )
+                )
+            elif isinstance(password, str) and not password:
+                out.append(Problem(host, f"web.users[{i}].password", "must not be empty"))
+            elif isinstance(hashed, str) and not PASSWORD_HASH.match(hashed):
+                out.append(
+                    Problem(
+                        host,
+                        f"web.users[{i}].password_hash",
+                        "is not a bcrypt ($2y$) or sha512-crypt ($6$) hash",
+                    )
+                )
+    cert, key = web.get("tls_cert"), web.get("tls_key")
+    if (cert is None) != (key is None):
+        which = "tls_key" if cert is not None else "tls_cert"
+        out.append(
+            Problem(
+                host,
+                f"web.{which}",
+                "tls_cert and tls_key go together: give both, or neither for a self-signed certificate",
+            )
+        )
+
+
+def _check_cameras(
+    host: str,
+    cameras: list[Any],
+    wifi: dict[str, Any],
+    subnet: Any,
+    pi: Any,
+    dhcp: tuple[Any, Any] | None,
+    out: list[Problem],
+) -> None:
+    names: dict[str, int] = {}
+    macs: dict[str, int] = {}
+    ips: dict[Any, int] = {}
+    vlans: dict[int, int] = {}
+    for i, cam in enumerate(cameras):
+        if not isinstance(cam, dict):
+            continue
+        at = f"cameras[{i}]"
+        name = cam.get("name")
+        if isinstance(name, str):
+            if not CAMERA_NAME.match(name):
+                out.append(
+                    Problem(
+                        host,
+                        f"{at}.name",
+                        f"{name!r} must be 1-32 of a-z, 0-9 and '-' (it is used in URLs)",
+                    )
+                )
+            elif name in names:
+                out.append(
+                    Problem(host, f"{at}.name", f"{name!r} is already cameras[{names[name]}]")
+                )
+            else:
+                names[name] = i
+        mac = cam.get("mac")
+        if isinstance(mac, str):
+            if not MAC.match(mac):
+                out.append(Problem(host, f"{at}.mac", f"{mac!r} is not a MAC address"))
+            else:
+                norm = mac.lower()
+                if norm in macs:
+                    out.append(
+                        Problem(host, f"{at}.mac", f"{mac} is already cameras[{macs[norm]}]")
+                    )
+                else:
+                    macs[norm] = i
+                if not norm.startswith(NETATMO_OUI):
+                    out.append(
+                        Problem(
+                            host,
+                            f"{at}.mac",
+                            f"{mac} is not a Netatmo address ({NETATMO_OUI}:..)",
+                            "warning",
+                        )
+                    )
+        ip = _ip(host, f"{at}.ip", cam.get("ip"), out)
+        if ip is not None:
+            if subnet is not None and ip not in subnet:
+                out.append(Problem(host, f"{at}.ip", f"{ip} is outside the camera subnet {subnet}"))
+            elif subnet is not None and ip in (subnet.network_address, subnet.broadcast_address):
+                out.append(
+                    Problem(host, f"{at}.ip", f"{ip} is the subnet's network or broadcast address")
+                )
+            elif ip == pi:
+                out.append(Problem(host, f"{at}.ip", f"{ip} is the Pi's own address"))
+            elif dhcp is not None and dhcp[0] <= ip <= dhcp[1]:
+                out.append(
+                    Problem(
+                        host,
+                        f"{at}.ip",
+                        f"{ip} is inside dhcp_range {dhcp[0]}-{dhcp[1]}; reservations go outside it",
+                    )
+                )
+            elif ip in ips:
+                out.append(Problem(host, f"{at}.ip", f"{ip} is already cameras[{ips[ip]}]"))
+            else:
+                ips[ip] = i
+        secure_id = cam.get("secure_id")
+        if isinstance(secure_id, str):
+            if not secure_id:
+                out.append(Problem(host, f"{at}.secure_id", "must not be empty"))
+            elif not HEX.match(secure_id):
+                out.append(
+                    Problem(host, f"{at}.secure_id", "must be hexadecimal (0-9, a-f)")
+                )  # never echo it
+            elif len(secure_id) != 32:
+                out.append(
+                    Problem(
+                        host,
+                        f"{at}.secure_id",
+                        f"is {len(secure_id)} characters; Netatmo's are usually 32",
+                        "warning",
+                    )
+                )
+        vlan = cam.get("vlan_id")
+        if isinstance(vlan, int) and not isinstance(vlan, bool):
+            if not 1 <= vlan <= 4094:
+                out.append(Problem(host, f"{at}.vlan_id", f"{vlan} is not a VLAN id (1-4094)"))
+            elif vlan in vlans:
+                out.append(
+                    Problem(host, f"{at}.vlan_id", f"{vlan} is already cameras[{vlans[vlan]}]")
+                )
+            else:
+                vlans[vlan] = i
+        own = cam.get("passphrase")
+        if isinstance(own, str):
+            if wifi.get("isolation") != "vlan_per_camera":
+                out.append(
+                    Problem(
+                        host,
+                        f"{at}.passphrase",
+                        "per-camera passphrases need wifi.isolation: vlan_per_camera",
+                        "warning",
+                    )
+                )
+            if msg := passphrase_problem(own):
+                out.append(Problem(host, f"{at}.passphrase", msg))
+
+
+def validate_across(appliances: Iterable[tuple[str, dict[str, Any]]]) -> list[Problem]:
+    """Camera names, MACs and IPs are unique across all the Pis of one inventory."""
+    out: list[Problem] = []
+    owners: dict[tuple[str, str], tuple[str, int]] = {}
+    for host, variables in appliances:
+        cameras = variables.get("cameras")
+        if not isinstance(cameras, list):
+            continue
+        for i, cam in enumerate(cameras):
+            if not isinstance(cam, dict):
+                continue
+            for key in ("name", "mac", "ip"):
+                value = cam.get(key)
+                if not isinstance(value, str):
+                    continue
+                ident = (key, value.lower())
+                if ident in owners and owners[ident][0] != host:
+                    other, j = owners[ident]
+                    out.append(
+                        Problem(
+                            host,
+                            f"cameras[{i}].{key}",
+                            f"{value} is also cameras[{j}] of appliance {other}",
+                        )
+                    )
+                else:
+                    owners.setdefault(ident, (host, i))
+    return out
+
+
+def validate(inventory: Any) -> list[Problem]:
+    """Every problem in an inventory (appliance.inventory.Inventory), errors and warnings."""
+    if not inventory.appliances:
+        return [Problem(str(inventory.path), "appliances", "no hosts in group 'appliances'")]
+    out: list[Problem] = []
+    for appliance in inventory.appliances:
+        out += validate_appliance(appliance.name, appliance.vars, appliance.unresolved)
+    out += validate_across((a.name, a.vars) for a in inventory.appliances)
+    return out
+
+
+def errors(problems: Iterable[Problem]) -> list[Problem]:
+    return [p for p in problems if p.severity == "error"]
+
+
+def to_argument_spec(spec: dict[str, Field] | None = None) -> dict[str, Any]:
+    """The schema in Ansible's argument_spec form (type, required, choices, elements, options)."""
+    result: dict[str, Any] = {}
+    for key, f in (spec if spec is not None else SCHEMA).items():
+        entry: dict[str, Any] = {"type": f.type}
+        if f.required:
+            entry["required"] = True
+        if f.choices:
+            entry["choices"] = list(f.choices)
+        if f.elements:
+            entry["elements"] = f.elements
+        if f.options:
+            entry["options"] = to_argument_spec(f.options)
+        result[key] = entry
+    return result

@@ -1,0 +1,45 @@
+"""Keep secrets out of everything we print: collect them from the inventory and mask them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+MASK = "********"
+
+
+def inventory_secrets(variables: dict[str, Any]) -> set[str]:
+    """The secret strings of one appliance: Wi-Fi passphrases, secure ids, web passwords."""
+    found: set[str] = set()
+    wifi = variables.get("wifi")
+    if isinstance(wifi, dict):
+        found.add(wifi.get("passphrase"))
+    web = variables.get("web")
+    if isinstance(web, dict):
+        for user in web.get("users") or []:
+            if isinstance(user, dict):
+                found.add(user.get("password"))
+    for camera in variables.get("cameras") or []:
+        if isinstance(camera, dict):
+            found.add(camera.get("secure_id"))
+            found.add(camera.get("passphrase"))
+    # Very short strings would mask ordinary words; the schema rejects such secrets anyway.
+    return {s for s in found if isinstance(s, str) and len(s) >= 4}
+
+
+class Redactor:
+    """Replace every known secret in a text with a mask."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        # Longest first, so a secret that contains another is masked whole.
+        self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+
+    def add(self, secrets: Iterable[str]) -> None:
+        self._secrets = sorted(
+            set(self._secrets) | {s for s in secrets if s}, key=len, reverse=True
+        )
+
+    def __call__(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, MASK)
+        return text
