@@ -1,0 +1,134 @@
+"""`install`: validate, run the site playbook with live progress, recap, then check the cameras."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from appliance.cli.common import EXIT_INVALID, EXIT_USAGE, fail, inventory_options, no_traceback
+from appliance.inventory import InventoryError, load_inventory
+from appliance.schema import errors
+from appliance.schema import validate as validate_inventory
+from appliance.secrets import Redactor, inventory_secrets
+
+_STATUS_STYLE = {
+    "ok": ("ok", "green"),
+    "changed": ("changed", "yellow"),
+    "failed": ("FAILED", "red"),
+    "unreachable": ("UNREACHABLE", "red"),
+    "skipped": ("skipped", "cyan"),
+}
+
+
+@click.command()
+@inventory_options
+@click.option("--limit", help="Only these appliances (an Ansible host pattern).")
+@click.option(
+    "--check", "check_mode", is_flag=True, help="Dry run: report what would change, change nothing."
+)
+@click.option("--diff", is_flag=True, help="Show the changes made to files.")
+@click.option("--tags", help="Only these roles, e.g. dhcp,ntp.")
+@click.option(
+    "--no-check", "skip_camera_check", is_flag=True, help="Do not test the cameras afterwards."
+)
+@click.option("-v", "--verbose", is_flag=True, help="Also list tasks that changed nothing.")
+@no_traceback
+def install(
+    inventory_path: str,
+    vault_password_file: str | None,
+    limit: str | None,
+    check_mode: bool,
+    diff: bool,
+    tags: str | None,
+    skip_camera_check: bool,
+    verbose: bool,
+) -> None:
+    """Provision every appliance of the inventory (runs playbooks/site.yml).
+
+    Validates first; shows progress per task and a recap per host; exits non-zero
+    when any host failed, naming the failing task. Ends with `check` unless --no-check.
+    """
+    from appliance.playbook_run import TaskResult, run_site
+
+    try:
+        inventory = load_inventory(inventory_path, vault_password_file)
+    except InventoryError as err:
+        fail(str(err), EXIT_USAGE)
+    bad = errors(validate_inventory(inventory))
+    if bad:
+        for problem in bad:
+            click.echo(str(problem), err=True)
+        fail(f"{inventory_path} is not valid; nothing was changed", EXIT_INVALID)
+
+    redact = Redactor()
+    for appliance in inventory.appliances:
+        redact.add(inventory_secrets(appliance.vars))
+    color = sys.stdout.isatty()
+    started = time.monotonic()
+
+    def on_task(item: TaskResult) -> None:
+        if item.status in ("ok", "skipped") and not verbose:
+            return
+        label, style = _STATUS_STYLE.get(item.status, (item.status, None))
+        line = f"  {label:<11} {item.host:<16} {redact(item.task)}"
+        if item.message:
+            line += f": {redact(item.message)}"
+        click.echo(click.style(line, fg=style) if color and style else line)
+
+    def on_task_start(name: str) -> None:
+        if verbose:
+            click.echo(f"- {redact(name)}")
+
+    mode = " (check mode: nothing is changed)" if check_mode else ""
+    click.echo(
+        f"Provisioning {', '.join(a.name for a in inventory.appliances)} from {inventory_path}{mode}"
+    )
+    result = run_site(
+        Path(inventory_path),
+        limit=limit,
+        check=check_mode,
+        diff=diff,
+        tags=tags,
+        vault_password_file=vault_password_file,
+        on_task=on_task,
+        on_task_start=on_task_start,
+    )
+    elapsed = time.monotonic() - started
+    if result.error:
+        fail(redact(result.error), EXIT_INVALID)
+    click.echo(f"\nRecap ({elapsed:.0f} s):")
+    for host, recap in sorted(result.recap.items()):
+        if host == "localhost":
+            continue
+        state = "FAILED" if recap.failures or recap.unreachable else "ok"
+        click.echo(
+            f"  {host:<16} {state:<7} ok={recap.ok} changed={recap.changed} failed={recap.failures} "
+            f"unreachable={recap.unreachable} skipped={recap.skipped}"
+        )
+    if not result.ok:
+        for item in result.failures:
+            click.echo(f"error: {item.host}: {redact(item.task)}: {redact(item.message)}", err=True)
+        if not result.failures:
+            click.echo(
+                f"error: ansible-playbook ended with {result.status} (rc={result.rc})", err=True
+            )
+        raise SystemExit(1)
+    if check_mode or skip_camera_check:
+        return
+    _check_cameras(inventory)
+
+
+def _check_cameras(inventory: object) -> None:
+    try:
+        from appliance.check import render_report, run_check
+    except ImportError:
+        click.echo("(camera check not available in this version)")
+        return
+    click.echo("\nChecking every camera through the Pi:")
+    report = run_check(inventory)
+    click.echo(render_report(report))
+    if not report.ok:
+        raise SystemExit(1)
