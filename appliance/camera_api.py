@@ -1,0 +1,314 @@
+"""An httpx client for one camera's local API, spoken directly or through the Pi's HTTPS proxy."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import json
+import ssl
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import httpx
+
+JPEG_MAGIC = b"\xff\xd8\xff"
+TS_SYNC_BYTE = 0x47
+# A segment is 188-byte packets; a few of them are enough to see the sync byte.
+SEGMENT_PROBE_BYTES = 188 * 4
+
+
+class CameraError(Exception):
+    """A camera request failed; the message is one line with the secure id scrubbed."""
+
+    def __init__(self, message: str, *, unreachable: bool = False, status: int | None = None):
+        super().__init__(message)
+        # True when nothing answered (refused, timeout, TLS): further requests would only wait.
+        self.unreachable = unreachable
+        self.status = status
+
+
+@dataclass(frozen=True)
+class CameraTarget:
+    """Where and how to reach one camera.
+
+    `base_url` ends where the camera's own paths start: `http://IP[:PORT]/<secure-id>` when
+    direct, `https://<pi>/cameras/<name>` through the proxy. Both take `/command/...`
+    and `/live/...` after it.
+    """
+
+    name: str
+    appliance: str
+    base_url: str
+    secure_id: str
+    address: str  # the camera's IP as the inventory has it
+    via_proxy: bool = False
+    auth: tuple[str, str] | None = None
+    verify: ssl.SSLContext | bool = True
+    # Server name to verify and send as Host when it differs from the URL's host
+    # (a user-supplied certificate for web.server_name while we connect to ansible_host).
+    server_name: str | None = None
+    # Strings never to print (secure id, web password).
+    secrets: tuple[str, ...] = field(default=())
+
+    def scrub(self, text: str) -> str:
+        """Return text with the secure id and other secrets replaced by placeholders."""
+        for secret in (self.secure_id, *self.secrets):
+            if secret:
+                text = text.replace(
+                    secret, "<secret>" if secret != self.secure_id else "<secure-id>"
+                )
+        return text
+
+
+def _looks_like_html(response: httpx.Response, body: bytes) -> bool:
+    ctype = response.headers.get("content-type", "").lower()
+    head = body[:512].lstrip().lower()
+    return "html" in ctype or head.startswith((b"<!doctype", b"<html", b"<head", b"<body", b"<"))
+
+
+def _content_type(response: httpx.Response) -> str:
+    return response.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+class CameraClient:
+    """Requests to one camera over a shared httpx.AsyncClient, each bounded by `timeout` seconds."""
+
+    def __init__(self, target: CameraTarget, client: httpx.AsyncClient, timeout: float = 5.0):
+        self.target = target
+        self.client = client
+        self.timeout = timeout
+
+    def _url(self, path: str) -> str:
+        return self.target.base_url.rstrip("/") + "/" + path.lstrip("/")
+
+    async def _request(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: dict[str, str] | None = None,
+        max_bytes: int | None = None,
+    ) -> tuple[httpx.Response, bytes]:
+        """Send one request and read (up to max_bytes of) its body, within the timeout."""
+        headers = {}
+        extensions: dict[str, Any] = {}
+        if self.target.server_name:
+            headers["Host"] = self.target.server_name
+            extensions["sni_hostname"] = self.target.server_name
+        what = urlsplit(url).path
+        try:
+            # httpx's timeouts are per socket operation; a camera that drips bytes would
+            # never trip them, so the whole exchange gets one deadline as well.
+            async with asyncio.timeout(self.timeout):
+                request = self.client.build_request(
+                    method,
+                    url,
+                    params=params,
+                    headers=headers,
+                    extensions=extensions,
+                    timeout=self.timeout,
+                )
+                response = await self.client.send(
+                    request, auth=self.target.auth or httpx.USE_CLIENT_DEFAULT, stream=True
+                )
+                try:
+                    body = bytearray()
+                    async for chunk in response.aiter_raw():
+                        body.extend(chunk)
+                        if max_bytes is not None and len(body) >= max_bytes:
+                            break
+                finally:
+                    await response.aclose()
+        except TimeoutError as err:
+            raise CameraError(f"no answer within {self.timeout:g} s", unreachable=True) from err
+        except httpx.TimeoutException as err:
+            raise CameraError(f"no answer within {self.timeout:g} s", unreachable=True) from err
+        except httpx.ConnectError as err:
+            raise CameraError(self._describe_connect_error(err), unreachable=True) from err
+        except httpx.HTTPError as err:
+            # Something answered, but not with HTTP (garbage, a reset mid-answer).
+            detail = self.target.scrub(str(err) or type(err).__name__)
+            raise CameraError(f"{self.target.scrub(what)}: {detail}") from err
+        except ssl.SSLError as err:
+            raise CameraError(
+                f"TLS failure: {self.target.scrub(str(err))}", unreachable=True
+            ) from err
+        except OSError as err:
+            raise CameraError(
+                f"network error: {self.target.scrub(str(err))}", unreachable=True
+            ) from err
+        return response, bytes(body)
+
+    def _describe_connect_error(self, err: httpx.ConnectError) -> str:
+        # httpx wraps the socket error ("All connection attempts failed"); the cause says why.
+        causes: list[BaseException] = []
+        cause: BaseException | None = err
+        while cause is not None and len(causes) < 8:
+            causes.append(cause)
+            cause = cause.__cause__ or cause.__context__
+        for cause in causes:
+            if isinstance(cause, ssl.SSLCertVerificationError):
+                if "mismatch" in (cause.verify_message or "").lower():
+                    return "TLS failure: the Pi's certificate does not name this address"
+                return "TLS failure: the Pi's certificate is not the pinned/trusted one"
+            if isinstance(cause, ssl.SSLError):
+                return f"TLS failure: {self.target.scrub(cause.reason or str(cause))}"
+            if isinstance(cause, ConnectionRefusedError):
+                return "connection refused"
+            if isinstance(cause, OSError) and cause.errno in (
+                errno.EHOSTUNREACH,
+                errno.ENETUNREACH,
+            ):
+                return "no route to the address"
+        text = self.target.scrub(str(err))
+        low = text.lower()
+        if "certificate" in low or "ssl" in low:
+            return f"TLS failure: {text}"
+        if "refused" in low:
+            return "connection refused"
+        return text or "connection failed"
+
+    def _fail(self, what: str, message: str, status: int | None = None) -> CameraError:
+        return CameraError(self.target.scrub(f"{what}: {message}"), status=status)
+
+    async def command(
+        self, name: str, params: dict[str, str] | None = None, *, method: str = "GET"
+    ) -> tuple[int, Any]:
+        """Call /command/NAME and return (status, parsed JSON); HTML or garbage raise."""
+        response, body = await self._request(method, self._url(f"command/{name}"), params=params)
+        if _looks_like_html(response, body):
+            raise self._fail(
+                name,
+                f"HTML page instead of JSON (HTTP {response.status_code})",
+                response.status_code,
+            )
+        try:
+            data = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            raise self._fail(
+                name, f"answer is not JSON (HTTP {response.status_code})", response.status_code
+            ) from None
+        return response.status_code, data
+
+    async def ping(self) -> float:
+        """Ping the camera; return the round trip in ms. Checks the answer names this camera."""
+        started = time.perf_counter()
+        status, data = await self.command("ping")
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        if status != 200:
+            raise self._fail("ping", f"HTTP {status}", status)
+        if not isinstance(data, dict) or not isinstance(data.get("local_url"), str):
+            raise self._fail("ping", "answer has no local_url")
+        self._check_local_url(data["local_url"])
+        return elapsed_ms
+
+    def _check_local_url(self, local_url: str) -> None:
+        # Never print local_url: it holds the secure id.
+        parts = urlsplit(local_url)
+        segments = [s for s in parts.path.split("/") if s]
+        host = parts.hostname or ""
+        if self.target.via_proxy and host != self.target.address:
+            # The proxy may rewrite local_url to hide the secure id; nothing left to compare.
+            return
+        if host != self.target.address:
+            raise self._fail(
+                "ping",
+                f"the camera answering says its address is {host or '?'}, "
+                f"the inventory says {self.target.address}",
+            )
+        if not segments or segments[0] != self.target.secure_id:
+            raise self._fail("ping", "the camera answering has a different secure id")
+
+    async def snapshot(self) -> bytes:
+        """Fetch the live snapshot and return the JPEG bytes."""
+        response, body = await self._request("GET", self._url("live/snapshot_720.jpg"))
+        if response.status_code != 200:
+            raise self._fail("snapshot", f"HTTP {response.status_code}", response.status_code)
+        ctype = _content_type(response)
+        if ctype != "image/jpeg":
+            raise self._fail("snapshot", f"content type {ctype or 'missing'}, not image/jpeg")
+        if not body.startswith(JPEG_MAGIC):
+            raise self._fail("snapshot", "body is not a JPEG image")
+        return body
+
+    async def _playlist(self, url: str, what: str) -> list[str]:
+        response, body = await self._request("GET", url)
+        if response.status_code != 200:
+            raise self._fail(what, f"HTTP {response.status_code}", response.status_code)
+        if _looks_like_html(response, body):
+            raise self._fail(what, "HTML page instead of a playlist")
+        text = body.decode("utf-8", "replace")
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        if not lines or lines[0] != "#EXTM3U":
+            raise self._fail(what, "not an HLS playlist")
+        return lines
+
+    async def stream(self) -> str:
+        """Follow the live playlist to one segment; return the variant's path tail (e.g. 'poor')."""
+        master_url = self._url("live/index.m3u8")
+        lines = await self._playlist(master_url, "live playlist")
+        variant_url = master_url
+        variant_name = "single"
+        if any(line.startswith("#EXT-X-STREAM-INF") for line in lines):
+            uris = [line for line in lines if not line.startswith("#")]
+            if not uris:
+                raise self._fail("live playlist", "master playlist lists no variant")
+            variant_url = urljoin(master_url, uris[0])
+            tail = [s for s in urlsplit(variant_url).path.split("/") if s]
+            variant_name = tail[-2] if len(tail) >= 2 else uris[0]
+            lines = await self._playlist(variant_url, "variant playlist")
+        segments = [line for line in lines if not line.startswith("#")]
+        if not segments:
+            raise self._fail("variant playlist", "lists no segment")
+        # The newest segment is the one least likely to have slid out of the window.
+        segment_url = urljoin(variant_url, segments[-1])
+        response, body = await self._request("GET", segment_url, max_bytes=SEGMENT_PROBE_BYTES)
+        if response.status_code != 200:
+            raise self._fail("segment", f"HTTP {response.status_code}", response.status_code)
+        if not body or body[0] != TS_SYNC_BYTE:
+            raise self._fail("segment", "not an MPEG-TS segment")
+        return self.target.scrub(variant_name)
+
+    async def floodlight_config(self) -> dict[str, Any]:
+        """Read the floodlight configuration object."""
+        status, data = await self.command("floodlight_get_config")
+        if status != 200 or not isinstance(data, dict):
+            raise self._fail("floodlight_get_config", _error_text(status, data), status)
+        return data
+
+    async def set_floodlight_config(self, config: dict[str, Any]) -> None:
+        """Write the whole floodlight configuration object (the camera replaces it)."""
+        payload = json.dumps(config, separators=(",", ":"))
+        status, data = await self.command(
+            "floodlight_set_config", {"config": payload}, method="POST"
+        )
+        if status != 200 or (isinstance(data, dict) and "error" in data):
+            raise self._fail("floodlight_set_config", _error_text(status, data), status)
+
+    async def set_monitoring(self, on: bool) -> bool:
+        """Switch monitoring; return False when the camera was already in that state."""
+        status, data = await self.command(
+            "changestatus", {"status": "on" if on else "off"}, method="POST"
+        )
+        if status == 200 and not (isinstance(data, dict) and "error" in data):
+            return True
+        if status == 409 and _error_code(data) == 7:
+            return False
+        raise self._fail("changestatus", _error_text(status, data), status)
+
+
+def _error_code(data: Any) -> Any:
+    if isinstance(data, dict) and isinstance(data.get("error"), dict):
+        return data["error"].get("code")
+    return None
+
+
+def _error_text(status: int, data: Any) -> str:
+    if isinstance(data, dict) and isinstance(data.get("error"), dict):
+        err = data["error"]
+        return f"HTTP {status}, camera error {err.get('code')}: {err.get('message')}"
+    if status != 200:
+        return f"HTTP {status}"
+    return "unexpected answer"

@@ -1,0 +1,83 @@
+"""`presence-appliance check`: test every camera of the inventory and print a table or JSON."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from appliance.check import DEFAULT_TIMEOUT, render_check_table, run_check
+from appliance.cli.common import (
+    EXIT_INVALID,
+    EXIT_OK,
+    EXIT_USAGE,
+    fail,
+    inventory_options,
+    no_traceback,
+)
+from appliance.inventory import Inventory, InventoryError, load_inventory
+
+# Variables check reads; if the loader could not resolve one (no vault password...) say so.
+NEEDED_VARS = ("cameras", "web", "ansible_host", "appliance_controller_dir")
+
+
+def load_for_cameras(inventory_path: str, vault_password_file: str | None) -> Inventory:
+    """Load the inventory for the camera commands; exit 2 with one line when it cannot be used."""
+    try:
+        inventory = load_inventory(inventory_path, vault_password_file)
+    except InventoryError as err:
+        fail(str(err), EXIT_USAGE)
+    for appliance in inventory.appliances:
+        for key in NEEDED_VARS:
+            if key in appliance.unresolved:
+                fail(f"{appliance.name}: {key}: {appliance.unresolved[key]}", EXIT_USAGE)
+    if not inventory.appliances:
+        fail(f"{inventory_path}: no hosts in group 'appliances'", EXIT_USAGE)
+    return inventory
+
+
+def timeout_option(func):  # type: ignore[no-untyped-def]
+    return click.option(
+        "--timeout",
+        type=click.FloatRange(min=0.1, max=300),
+        default=DEFAULT_TIMEOUT,
+        show_default=True,
+        help="Seconds to wait for each request.",
+    )(func)
+
+
+def direct_option(func):  # type: ignore[no-untyped-def]
+    return click.option(
+        "--direct",
+        is_flag=True,
+        help="Talk to the cameras' own addresses (http://IP/<secure-id>/) instead of the Pi's proxy.",
+    )(func)
+
+
+@click.command()
+@inventory_options
+@direct_option
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@timeout_option
+@no_traceback
+def check(
+    inventory_path: str,
+    vault_password_file: str | None,
+    direct: bool,
+    as_json: bool,
+    timeout: float,
+) -> None:
+    """Test every camera: ping, snapshot and live stream, all cameras at once.
+
+    By default through each Pi's HTTPS proxy (verifying the certificate pinned at
+    install, logging in as the inventory's first web user); --direct asks the cameras
+    themselves. Exit 0 when every camera passes, 1 otherwise, 2 when the inventory
+    cannot be read.
+    """
+    inventory = load_for_cameras(inventory_path, vault_password_file)
+    report = run_check(inventory, direct=direct, timeout=timeout)
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), indent=2))
+    else:
+        render_check_table(report)
+    raise SystemExit(EXIT_OK if report.ok else EXIT_INVALID)
