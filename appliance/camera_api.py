@@ -115,7 +115,7 @@ class CameraClient:
                 )
                 try:
                     body = bytearray()
-                    async for chunk in response.aiter_raw():
+                    async for chunk in response.aiter_bytes():
                         body.extend(chunk)
                         if max_bytes is not None and len(body) >= max_bytes:
                             break

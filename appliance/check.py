@@ -341,7 +341,11 @@ def render_check_table(report: CheckReport, console: Any = None) -> None:
     except ImportError:  # rich is optional at the edge; plain columns do the job
         _print_plain(headers, rows, summary)
         return
-    console = console or Console()
+    if console is None:
+        console = Console()
+        if not console.is_terminal:
+            # Piped or captured: do not fold reasons at 80 columns, greps want whole lines.
+            console = Console(width=200)
     table = Table(title=None, show_lines=False)
     for header in headers:
         table.add_column(header, overflow="fold")

@@ -1,0 +1,237 @@
+"""`presence-appliance check` against emulated cameras on loopback: verdicts, reasons, exit codes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from click.testing import CliRunner
+
+from appliance.camera_api import CameraClient, CameraError, CameraTarget
+from appliance.check import render_check_table, run_check
+from appliance.cli import main
+from appliance.inventory import load_inventory
+from tests.day2.conftest import camera_entry, write_inventory
+
+TIMEOUT = "1"
+
+
+def run_cli(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, list(args), catch_exceptions=False)
+    return result.exit_code, result.output
+
+
+def check_json(inventory: Path, *extra: str) -> tuple[int, dict[str, Any], str]:
+    code, output = run_cli(
+        "check", "-i", str(inventory), "--direct", "--json", "--timeout", TIMEOUT, *extra
+    )
+    return code, json.loads(output), output
+
+
+def only_camera(report: dict[str, Any]) -> dict[str, Any]:
+    assert len(report["cameras"]) == 1
+    return report["cameras"][0]
+
+
+def test_healthy_camera_passes(make_cameras, tmp_path):
+    (camera,) = make_cameras(1)
+    code, report, output = check_json(write_inventory(tmp_path, [camera_entry(camera)]))
+    result = only_camera(report)
+    assert code == 0
+    assert report["ok"] is True
+    assert result["verdict"] == "pass", result
+    assert result["ping"]["ok"] and result["snapshot"]["ok"] and result["stream"]["ok"]
+    assert result["ping_ms"] > 0
+    # It really fetched a snapshot and a segment.
+    kinds = camera.stats.report()["kinds"]
+    assert kinds["snapshots"] == 1 and kinds["segments"] == 1 and kinds["playlists"] == 2
+    assert camera.secure_id not in output
+
+
+def test_table_output_and_exit_code(make_cameras, tmp_path):
+    good, bad = make_cameras(2)
+    bad.stop()
+    inventory = write_inventory(tmp_path, [camera_entry(good), camera_entry(bad)])
+    code, output = run_cli("check", "-i", str(inventory), "--direct", "--timeout", TIMEOUT)
+    assert code == 1
+    assert "cam-1" in output and "cam-2" in output
+    assert "connection refused" in output
+    assert "1/2 cameras pass" in output
+    for camera in (good, bad):
+        assert camera.secure_id not in output
+
+
+def test_slow_camera_fails_within_the_timeout(make_cameras, tmp_path):
+    (camera,) = make_cameras(1)
+    camera.faults.set("slow", 3)
+    started = time.monotonic()
+    code, report, _ = check_json(write_inventory(tmp_path, [camera_entry(camera)]))
+    elapsed = time.monotonic() - started
+    result = only_camera(report)
+    assert code == 1
+    assert result["verdict"] == "fail"
+    assert result["reason"] == "ping: no answer within 1 s"
+    # Unreachable after the ping: the other requests are not even tried.
+    assert result["snapshot"]["ok"] is None
+    assert elapsed < 2.5
+
+
+def test_down_camera_is_connection_refused(make_cameras, tmp_path):
+    (camera,) = make_cameras(1)
+    camera.stop()
+    code, report, _ = check_json(write_inventory(tmp_path, [camera_entry(camera)]))
+    assert code == 1
+    assert only_camera(report)["reason"] == "ping: connection refused"
+
+
+def test_connection_closed_without_answer(make_cameras, tmp_path):
+    (camera,) = make_cameras(1)
+    camera.faults.set("down")
+    code, report, output = check_json(write_inventory(tmp_path, [camera_entry(camera)]))
+    assert code == 1
+    assert only_camera(report)["verdict"] == "fail"
+    assert camera.secure_id not in output
+
+
+def test_wrong_secure_id_gets_html_403(make_cameras, tmp_path):
+    (camera,) = make_cameras(1)
+    wrong = "0" * 32
+    code, report, output = check_json(
+        write_inventory(tmp_path, [camera_entry(camera, secure_id=wrong)])
+    )
+    result = only_camera(report)
+    assert code == 1
+    assert result["ping"]["detail"] == "ping: HTML page instead of JSON (HTTP 403)"
+    assert result["snapshot"]["ok"] is False and result["stream"]["ok"] is False
+    assert wrong not in output and camera.secure_id not in output
+
+
+def test_html_with_status_200_is_a_failure(make_cameras, tmp_path):
+    (camera,) = make_cameras(1)
+    camera.faults.set("html200", path="command/ping")
+    code, report, _ = check_json(write_inventory(tmp_path, [camera_entry(camera)]))
+    result = only_camera(report)
+    assert code == 1
+    assert result["ping"]["detail"] == "ping: HTML page instead of JSON (HTTP 200)"
+    # Only the ping was broken: the media still pass.
+    assert result["snapshot"]["ok"] is True and result["stream"]["ok"] is True
+
+
+def test_unknown_command_answered_with_html_200(make_cameras):
+    (camera,) = make_cameras(1, unknown_command_status=200)
+    target = CameraTarget("cam", "pi", camera.base_url, camera.secure_id, camera.host)
+
+    async def call() -> str:
+        async with httpx.AsyncClient() as client:
+            try:
+                await CameraClient(target, client, timeout=2).command("getsetting")
+            except CameraError as err:
+                return str(err)
+        return "no error"
+
+    assert asyncio.run(call()) == "getsetting: HTML page instead of JSON (HTTP 200)"
+
+
+def test_garbage_answers(make_cameras, tmp_path):
+    ping, snap, segment = make_cameras(3)
+    ping.faults.set("garbage", path="command/ping")
+    snap.faults.set("garbage", path="live/snapshot_720.jpg")
+    segment.faults.set("garbage", path="live/files/")
+    inventory = write_inventory(tmp_path, [camera_entry(c) for c in (ping, snap, segment)])
+    code, report, _ = check_json(inventory)
+    reasons = {c["camera"]: c["reason"] for c in report["cameras"]}
+    assert code == 1
+    assert reasons[ping.name] == "ping: answer is not JSON (HTTP 200)"
+    assert reasons[snap.name] == "snapshot: body is not a JPEG image"
+    assert reasons[segment.name] == "stream: variant playlist: not an HLS playlist"
+
+
+def test_garbage_segment(make_cameras, tmp_path):
+    (camera,) = make_cameras(1)
+    camera.faults.set("garbage", path="live/files/poor/live")
+    code, report, _ = check_json(write_inventory(tmp_path, [camera_entry(camera)]))
+    assert code == 1
+    assert only_camera(report)["reason"] == "stream: segment: not an MPEG-TS segment"
+
+
+def ping_answer(local_url: str) -> str:
+    """What CameraClient.ping says about a camera answering with this local_url."""
+    secure_id = "a" * 32
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"local_url": local_url, "product_name": "noc"})
+
+    target = CameraTarget("cam", "pi", f"http://10.42.0.10/{secure_id}", secure_id, "10.42.0.10")
+
+    async def call() -> str:
+        # A mock transport: no emulator can claim another camera's identity.
+        async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+            try:
+                await CameraClient(target, client, timeout=2).ping()
+            except CameraError as err:
+                return str(err)
+        return "ok"
+
+    return asyncio.run(call())
+
+
+def test_ping_identity_checks():
+    assert ping_answer("http://10.42.0.10/" + "a" * 32) == "ok"
+    other = ping_answer("http://10.42.0.10/" + "b" * 32)
+    assert other == "ping: the camera answering has a different secure id"
+    assert "b" * 32 not in other
+    moved = ping_answer("http://10.42.0.11/" + "a" * 32)
+    assert (
+        moved
+        == "ping: the camera answering says its address is 10.42.0.11, the inventory says 10.42.0.10"
+    )
+
+
+def test_proxy_mode_without_pinned_certificate(make_cameras, tmp_path):
+    (camera,) = make_cameras(1)
+    inventory = write_inventory(tmp_path, [camera_entry(camera)])
+    code, output = run_cli("check", "-i", str(inventory), "--timeout", TIMEOUT)
+    assert code == 1
+    assert "no pinned certificate for 127.0.0.1; run install first" in output
+
+
+def test_proxy_mode_needs_a_web_password(make_cameras, tmp_path):
+    (camera,) = make_cameras(1)
+    (tmp_path / ".presence-appliance" / "tls").mkdir(parents=True)
+    inventory = write_inventory(
+        tmp_path,
+        [camera_entry(camera)],
+        web={
+            "server_name": "pi.lan",
+            "users": [{"name": "admin", "password_hash": "$2y$..."}],
+            "tls_cert": "/etc/ssl/x.crt",
+            "tls_key": "/etc/ssl/x.key",
+        },
+    )
+    report = run_check(load_inventory(inventory), direct=False, timeout=1)
+    assert not report.ok
+    assert "only a password_hash" in report.cameras[0].reason
+
+
+def test_unreadable_inventory_exits_2(tmp_path):
+    code, output = run_cli("check", "-i", str(tmp_path / "missing.yml"), "--direct")
+    assert code == 2
+    assert "no such inventory file" in output
+    assert "Traceback" not in output
+
+
+def test_no_cameras_is_not_a_pass(tmp_path):
+    code, output = run_cli("check", "-i", str(write_inventory(tmp_path, [])), "--direct")
+    assert code == 1
+    assert "nothing to check" in output
+
+
+def test_renderer_without_cameras(capsys):
+    from appliance.check import CheckReport
+
+    render_check_table(CheckReport())
+    assert "nothing to check" in capsys.readouterr().out
