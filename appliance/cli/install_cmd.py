@@ -122,13 +122,10 @@ def install(
 
 
 def _check_cameras(inventory: object) -> None:
-    try:
-        from appliance.check import render_report, run_check
-    except ImportError:
-        click.echo("(camera check not available in this version)")
-        return
+    from appliance.check import render_check_table, run_check
+
     click.echo("\nChecking every camera through the Pi:")
     report = run_check(inventory)
-    click.echo(render_report(report))
+    render_check_table(report)
     if not report.ok:
         raise SystemExit(1)
