@@ -1,0 +1,121 @@
+"""Create and remove the lab's network namespaces, veths and bridges (10.203.0.0/19 only)."""
+
+from __future__ import annotations
+
+from appliance.lab import plan as topo
+from appliance.lab.plan import Camera, LabPlan, Pi
+from appliance.lab.run import ip, run
+from appliance.lab.state import LabState
+
+
+def lab_namespaces() -> list[str]:
+    """Every network namespace whose name has the lab's prefix (`pa-`)."""
+    out = run(["ip", "netns", "list"], timeout=15).stdout
+    names = [line.split()[0] for line in out.splitlines() if line.strip()]
+    return [n for n in names if n.startswith(topo.PREFIX)]
+
+
+def add_namespace(name: str, state: LabState) -> None:
+    state.add("namespaces", name)  # recorded first: a crash right after still gets it removed
+    ip("netns", "add", name)
+    ip("link", "set", "lo", "up", netns=name)
+
+
+def sysctl(netns: str, setting: str) -> None:
+    run(["ip", "netns", "exec", netns, "sysctl", "-q", "-w", setting], timeout=15)
+
+
+def build_core(state: LabState) -> None:
+    """pa-lan (home router, br0 toward the Pis), pa-wan (internet) and the host link."""
+    lan, wan = topo.LAN_NS, topo.WAN_NS
+    add_namespace(lan, state)
+    add_namespace(wan, state)
+    ip("link", "add", "br0", "type", "bridge", netns=lan)
+    ip("addr", "add", f"{topo.LAN_GATEWAY}/24", "dev", "br0", netns=lan)
+    ip("link", "set", "br0", "up", netns=lan)
+    # lan <-> wan
+    ip("link", "add", "wan", "netns", lan, "type", "veth", "peer", "name", "eth0", "netns", wan)
+    ip("addr", "add", topo.LAN_WAN_SIDE, "dev", "wan", netns=lan)
+    ip("link", "set", "wan", "up", netns=lan)
+    for addr in (topo.WAN_ADDR, topo.WAN_NTP, topo.WAN_VPN):
+        ip("addr", "add", f"{addr}/24", "dev", "eth0", netns=wan)
+    ip("link", "set", "eth0", "up", netns=wan)
+    ip("route", "add", "default", "via", topo.LAN_WAN_SIDE.split("/")[0], netns=wan)
+    # The home router sends everything it has no route for to "the internet".
+    ip("route", "add", "default", "via", topo.WAN_ADDR, netns=lan)
+    sysctl(lan, "net.ipv4.ip_forward=1")
+    # host <-> lan: only so a browser on the host reaches the Pis' dashboards.
+    state.data["host_link"] = topo.HOST_LINK
+    state.save()
+    ip("link", "add", topo.HOST_LINK, "type", "veth", "peer", "name", "host", "netns", lan)
+    ip("addr", "add", topo.HOST_ADDR, "dev", topo.HOST_LINK)
+    ip("link", "set", topo.HOST_LINK, "up")
+    ip("addr", "add", topo.LAN_HOST_SIDE, "dev", "host", netns=lan)
+    ip("link", "set", "host", "up", netns=lan)
+    ip("route", "add", topo.LAN_NET, "via", topo.LAN_HOST_SIDE.split("/")[0])
+
+
+def build_pi_network(pi: Pi, plan: LabPlan, state: LabState) -> None:
+    """The Pi's namespace: eth0 on the home network (configured, as on a user's Pi) and the
+    wlan0 "radio" bridge, left without an address for the access_point role."""
+    add_namespace(pi.netns, state)
+    ip(
+        "link",
+        "add",
+        pi.lan_port,
+        "netns",
+        topo.LAN_NS,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "eth0",
+        "netns",
+        pi.netns,
+    )
+    ip("link", "set", pi.lan_port, "master", "br0", "up", netns=topo.LAN_NS)
+    ip("addr", "add", f"{pi.address}/24", "dev", "eth0", netns=pi.netns)
+    ip("link", "set", "eth0", "up", netns=pi.netns)
+    ip("route", "add", "default", "via", topo.LAN_GATEWAY, netns=pi.netns)
+    if plan.isolation == "ap_isolate":
+        ip("link", "add", "wlan0", "type", "bridge", netns=pi.netns)
+        ip("link", "set", "wlan0", "up", netns=pi.netns)
+
+
+def build_camera_link(cam: Camera, pi: Pi, plan: LabPlan, state: LabState) -> None:
+    """The camera's namespace with `wlan0` (the camera's MAC) linked to the Pi's side.
+
+    ap_isolate: the Pi's end is a port of the wlan0 bridge with port isolation on, which
+    is what hostapd's ap_isolate does between stations. vlan_per_camera: the Pi's end is
+    a plain interface named like hostapd's dynamic VLAN interface (wlan0.<vlanid>).
+    """
+    add_namespace(cam.netns, state)
+    ip(
+        "link",
+        "add",
+        cam.pi_port,
+        "netns",
+        pi.netns,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "wlan0",
+        "netns",
+        cam.netns,
+    )
+    ip("link", "set", "wlan0", "address", cam.mac, "up", netns=cam.netns)
+    if plan.isolation == "ap_isolate":
+        ip("link", "set", cam.pi_port, "master", "wlan0", netns=pi.netns)
+        run(["bridge", "-n", pi.netns, "link", "set", "dev", cam.pi_port, "isolated", "on"])
+    ip("link", "set", cam.pi_port, "up", netns=pi.netns)
+
+
+def remove_host_link() -> None:
+    """Delete the host's end of the host<->lan veth (its route goes with it)."""
+    if ip("link", "show", topo.HOST_LINK, check=False).returncode == 0:
+        ip("link", "del", topo.HOST_LINK, check=False)
+
+
+def delete_namespace(name: str) -> None:
+    ip("netns", "del", name, check=False)
