@@ -1,0 +1,419 @@
+"""`presence-appliance camera ...`: control one camera, and edit the inventory's camera list."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import os
+import re
+import tempfile
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+import httpx
+import yaml
+
+from appliance.camera_api import CameraClient, CameraError
+from appliance.check import TargetError, camera_target
+from appliance.cli.check_cmd import direct_option, load_for_cameras, timeout_option
+from appliance.cli.common import EXIT_INVALID, EXIT_USAGE, fail, inventory_options, no_traceback
+from appliance.inventory import Inventory
+
+T = TypeVar("T")
+
+NIGHT_KEYS = ("always", "person", "vehicle", "animal", "movement")
+TRUE_WORDS = {"on": True, "true": True, "yes": True, "off": False, "false": False, "no": False}
+
+
+@click.group()
+def camera() -> None:
+    """Control a camera (floodlight, monitoring, snapshot) and edit the camera list."""
+
+
+# ---------------------------------------------------------------------------
+# Finding a camera and talking to it
+
+
+def find_camera(inventory: Inventory, name: str, host: str | None) -> tuple[Any, dict[str, Any]]:
+    """The (appliance, camera) called NAME; exits 2 with the known names when there is none."""
+    matches = []
+    known: list[str] = []
+    for appliance in inventory.appliances:
+        if host and appliance.name != host:
+            continue
+        for cam in appliance.vars.get("cameras") or []:
+            if isinstance(cam, dict):
+                known.append(str(cam.get("name")))
+                if cam.get("name") == name:
+                    matches.append((appliance, cam))
+    if host and not any(a.name == host for a in inventory.appliances):
+        names = ", ".join(a.name for a in inventory.appliances)
+        fail(f"{inventory.path}: no appliance {host!r} (appliances: {names})", EXIT_USAGE)
+    if not matches:
+        listed = ", ".join(sorted(set(known))) or "none"
+        fail(f"{inventory.path}: no camera {name!r} (cameras: {listed})", EXIT_USAGE)
+    if len(matches) > 1:
+        hosts = ", ".join(a.name for a, _ in matches)
+        fail(f"camera {name!r} is on several appliances ({hosts}); choose one with --host")
+    return matches[0]
+
+
+def talk(
+    inventory: Inventory,
+    appliance: Any,
+    cam: dict[str, Any],
+    direct: bool,
+    timeout: float,
+    action: Callable[[CameraClient], Awaitable[T]],
+) -> T:
+    """Run `action` against the camera; any failure exits 1 with one scrubbed line."""
+    try:
+        target = camera_target(inventory, appliance, cam, direct=direct)
+    except TargetError as err:
+        fail(f"{cam.get('name')}: {err}", EXIT_INVALID)
+
+    async def run() -> T:
+        async with httpx.AsyncClient(verify=target.verify, timeout=timeout, trust_env=False) as c:
+            return await action(CameraClient(target, c, timeout=timeout))
+
+    try:
+        return asyncio.run(run())
+    except CameraError as err:
+        fail(f"{target.name}: {err}", EXIT_INVALID)
+    raise AssertionError("unreachable")  # fail() exits
+
+
+def camera_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    for decorate in (
+        timeout_option,
+        direct_option,
+        click.option("--host", help="The appliance, when several have a camera of that name."),
+        inventory_options,
+    ):
+        func = decorate(func)
+    return func
+
+
+# ---------------------------------------------------------------------------
+# Control
+
+
+def parse_night(text: str | None) -> dict[str, bool]:
+    """`person=on,vehicle=off` -> {"person": True, "vehicle": False}."""
+    night: dict[str, bool] = {}
+    if not text:
+        return night
+    for part in text.split(","):
+        key, sep, value = part.partition("=")
+        key, value = key.strip(), value.strip().lower()
+        if not sep or key not in NIGHT_KEYS or value not in TRUE_WORDS:
+            raise click.BadParameter(
+                f"{part.strip()!r}: expected KEY=on|off with KEY one of {', '.join(NIGHT_KEYS)}",
+                param_hint="--night",
+            )
+        night[key] = TRUE_WORDS[value]
+    return night
+
+
+def merge_floodlight(
+    current: dict[str, Any], mode: str, intensity: int | None, night: dict[str, bool]
+) -> dict[str, Any]:
+    """The whole new config: the camera replaces the object, so keep every field not changed."""
+    merged = copy.deepcopy(current)
+    merged["mode"] = mode
+    if intensity is not None:
+        merged["intensity"] = intensity
+    if night:
+        old_night = merged.get("night")
+        merged["night"] = {**(old_night if isinstance(old_night, dict) else {}), **night}
+    return merged
+
+
+def describe_floodlight(config: dict[str, Any]) -> str:
+    night = config.get("night")
+    night_text = ""
+    if isinstance(night, dict):
+        night_text = " night " + ",".join(f"{k}={'on' if v else 'off'}" for k, v in night.items())
+    return f"mode={config.get('mode')} intensity={config.get('intensity')}{night_text}"
+
+
+@camera.command()
+@camera_options
+@click.argument("name")
+@click.argument("mode", type=click.Choice(["on", "off", "auto"]))
+@click.option("--intensity", type=click.IntRange(0, 100), help="Brightness in percent.")
+@click.option("--night", help="When the light reacts at night: person=on,vehicle=off,...")
+@no_traceback
+def floodlight(
+    inventory_path: str,
+    vault_password_file: str | None,
+    host: str | None,
+    direct: bool,
+    timeout: float,
+    name: str,
+    mode: str,
+    intensity: int | None,
+    night: str | None,
+) -> None:
+    """Set the floodlight of camera NAME to on, off or auto (other settings are kept)."""
+    night_changes = parse_night(night)
+    inventory = load_for_cameras(inventory_path, vault_password_file)
+    appliance, cam = find_camera(inventory, name, host)
+
+    async def apply(client: CameraClient) -> dict[str, Any]:
+        current = await client.floodlight_config()
+        wanted = merge_floodlight(current, mode, intensity, night_changes)
+        await client.set_floodlight_config(wanted)
+        after = await client.floodlight_config()
+        if after != wanted:
+            raise CameraError("floodlight: the camera did not keep the new settings")
+        return after
+
+    config = talk(inventory, appliance, cam, direct, timeout, apply)
+    click.echo(f"{name}: floodlight {describe_floodlight(config)}")
+
+
+@camera.command()
+@camera_options
+@click.argument("name")
+@click.argument("state", type=click.Choice(["on", "off"]))
+@no_traceback
+def monitoring(
+    inventory_path: str,
+    vault_password_file: str | None,
+    host: str | None,
+    direct: bool,
+    timeout: float,
+    name: str,
+    state: str,
+) -> None:
+    """Switch monitoring (recording and alerts) of camera NAME on or off."""
+    inventory = load_for_cameras(inventory_path, vault_password_file)
+    appliance, cam = find_camera(inventory, name, host)
+    changed = talk(
+        inventory, appliance, cam, direct, timeout, lambda c: c.set_monitoring(state == "on")
+    )
+    if changed:
+        click.echo(f"{name}: monitoring is now {state}")
+    else:
+        click.echo(f"{name}: monitoring was already {state}")
+
+
+@camera.command()
+@camera_options
+@click.argument("name")
+@click.option(
+    "-o",
+    "--output",
+    "output",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Where to write the JPEG.",
+)
+@no_traceback
+def snapshot(
+    inventory_path: str,
+    vault_password_file: str | None,
+    host: str | None,
+    direct: bool,
+    timeout: float,
+    name: str,
+    output: str,
+) -> None:
+    """Save a snapshot of camera NAME as a JPEG file."""
+    inventory = load_for_cameras(inventory_path, vault_password_file)
+    appliance, cam = find_camera(inventory, name, host)
+    data = talk(inventory, appliance, cam, direct, timeout, lambda c: c.snapshot())
+    path = Path(output)
+    try:
+        write_atomically(path, data)
+    except OSError as err:
+        fail(f"{path}: cannot write: {err.strerror or err}", EXIT_INVALID)
+    click.echo(f"{name}: snapshot saved to {path} ({len(data) // 1024} kB)")
+
+
+def write_atomically(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Write to a temp file next to PATH, then rename: a reader never sees half a file."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent or Path("."), prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, mode & ~umask)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+# ---------------------------------------------------------------------------
+# The camera list in the inventory
+
+
+def edit_inventory(inventory_path: str, vault_password_file: str | None, new_text: str) -> None:
+    """Validate and write; exit 1 with one line when the edit is refused."""
+    from appliance.inventory_edit import save
+
+    save(Path(inventory_path), new_text, vault_password_file)
+
+
+APPLY_HINT = "run `presence-appliance install` to apply it"
+
+
+@camera.command("list")
+@inventory_options
+@no_traceback
+def list_cameras(inventory_path: str, vault_password_file: str | None) -> None:
+    """List the cameras of the inventory (secure ids are only said to be set)."""
+    inventory = load_for_cameras(inventory_path, vault_password_file)
+    rows = []
+    for appliance in inventory.appliances:
+        for cam in appliance.vars.get("cameras") or []:
+            if isinstance(cam, dict):
+                rows.append(
+                    (
+                        str(cam.get("name", "?")),
+                        appliance.name,
+                        str(cam.get("mac", "")),
+                        str(cam.get("ip", "")),
+                        str(cam.get("cloud", "block")),
+                        "set" if cam.get("secure_id") else "MISSING",
+                    )
+                )
+    headers = ("camera", "appliance", "mac", "ip", "cloud", "secure id")
+    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
+    for row in (headers, *rows):
+        click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+    if not rows:
+        click.echo("no cameras")
+
+
+def _edit_errors(func: Callable[..., Any]) -> Callable[..., Any]:
+    """EditError (a refused edit) -> exit 1 with its one line."""
+    import functools
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from appliance.inventory_edit import EditError
+
+        try:
+            return func(*args, **kwargs)
+        except EditError as err:
+            fail(str(err), EXIT_INVALID)
+
+    return wrapper
+
+
+@camera.command()
+@inventory_options
+@click.option("--host", help="The appliance to add it to (default: the only one).")
+@click.argument("name")
+@click.option("--mac", required=True, help="The camera's MAC address (70:ee:50:...).")
+@click.option("--ip", help="Its reserved address (default: the next free one).")
+@click.option(
+    "--secure-id",
+    prompt="Secure id",
+    hide_input=True,
+    help="The camera's secure id (asked for when not given, so it stays out of shell history).",
+)
+@click.option("--cloud", type=click.Choice(["allow", "block"]), default="block", show_default=True)
+@no_traceback
+@_edit_errors
+def add(
+    inventory_path: str,
+    vault_password_file: str | None,
+    host: str | None,
+    name: str,
+    mac: str,
+    ip: str | None,
+    secure_id: str,
+    cloud: str,
+) -> None:
+    """Add camera NAME to the inventory (validated before the file is written)."""
+    from appliance.inventory_edit import InventoryDocument, add_camera, next_free_ip
+
+    inventory = load_for_cameras(inventory_path, vault_password_file)
+    host = InventoryDocument(Path(inventory_path)).pick_host(host)
+    if ip is None:
+        ip = next_free_ip(inventory.appliance(host).vars)
+    camera_entry = {
+        "name": name,
+        "mac": mac.lower(),
+        "ip": ip,
+        "secure_id": secure_id,
+        "cloud": cloud,
+    }
+    text = add_camera(Path(inventory_path), camera_entry, host, vault_password_file)
+    edit_inventory(inventory_path, vault_password_file, text)
+    click.echo(
+        f"{inventory_path}: added camera {name} ({mac.lower()}, {ip}) to {host}; {APPLY_HINT}"
+    )
+
+
+@camera.command()
+@inventory_options
+@click.option("--host", help="The appliance, when several have a camera of that name.")
+@click.argument("name")
+@no_traceback
+@_edit_errors
+def remove(
+    inventory_path: str, vault_password_file: str | None, host: str | None, name: str
+) -> None:
+    """Remove camera NAME from the inventory."""
+    from appliance.inventory_edit import remove_camera
+
+    text = remove_camera(Path(inventory_path), name, host)
+    edit_inventory(inventory_path, vault_password_file, text)
+    click.echo(f"{inventory_path}: removed camera {name}; {APPLY_HINT}")
+
+
+KEY = re.compile(r"^[a-z_][a-z0-9_]{0,31}$")
+
+
+def parse_assignments(pairs: tuple[str, ...]) -> dict[str, Any]:
+    """`key=value` words -> {key: value}; numbers and booleans for keys that are not strings."""
+    from appliance.inventory_edit import STRING_KEYS
+
+    changes: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not KEY.match(key):
+            raise click.BadParameter(f"{pair!r}: expected key=value", param_hint="KEY=VALUE")
+        value: Any = raw
+        if key not in STRING_KEYS:
+            try:
+                loaded = yaml.safe_load(raw) if raw else ""
+            except yaml.YAMLError:
+                loaded = raw
+            value = loaded if isinstance(loaded, int | bool | str) else raw
+        changes[key] = value
+    return changes
+
+
+@camera.command("set")
+@inventory_options
+@click.option("--host", help="The appliance, when several have a camera of that name.")
+@click.argument("name")
+@click.argument("assignments", nargs=-1, required=True, metavar="KEY=VALUE...")
+@no_traceback
+@_edit_errors
+def set_keys(
+    inventory_path: str,
+    vault_password_file: str | None,
+    host: str | None,
+    name: str,
+    assignments: tuple[str, ...],
+) -> None:
+    """Change keys of camera NAME, e.g. `ip=10.42.0.20 cloud=allow`."""
+    from appliance.inventory_edit import SECRET_KEYS, set_camera
+
+    changes = parse_assignments(assignments)
+    text = set_camera(Path(inventory_path), name, changes, host, vault_password_file)
+    edit_inventory(inventory_path, vault_password_file, text)
+    shown = ", ".join(
+        f"{k}=<hidden>" if k in SECRET_KEYS else f"{k}={v}" for k, v in changes.items()
+    )
+    click.echo(f"{inventory_path}: camera {name}: {shown}; {APPLY_HINT}")

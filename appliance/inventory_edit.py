@@ -1,0 +1,556 @@
+"""Edit the camera list of an inventory in place, touching only the edited lines.
+
+ruamel.yaml parses the file (round-trip composer, with exact positions); the edits are
+then spliced into the original text, so comments, key order, quoting, spacing and
+`!vault |` blocks outside the edited lines stay byte for byte (a ruamel dump would
+re-indent and re-space them). Every edit is validated with the project's schema
+before the file is replaced atomically.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import re
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
+from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+APPLIANCE_GROUP = "appliances"
+# Keys whose values are secrets: encrypted with the vault password when one is given.
+SECRET_KEYS = ("secure_id", "passphrase")
+# Keys always written as strings (a MAC like 12:34:56:12:34:56 is a number to YAML 1.1).
+STRING_KEYS = ("name", "mac", "ip", "secure_id", "passphrase", "cloud")
+CAMERA_KEY_ORDER = ("name", "mac", "ip", "secure_id", "cloud")
+
+
+class EditError(Exception):
+    """The edit cannot be made; one line naming the file (and the place)."""
+
+
+# ---------------------------------------------------------------------------
+# Rendering values as YAML text
+
+
+def _plain_ok(text: str) -> bool:
+    """True when TEXT reads back as the same string without quotes (YAML 1.1, as Ansible reads)."""
+    if not text or text != text.strip() or "\n" in text:
+        return False
+    try:
+        return yaml.safe_load(f"k: {text}\n") == {"k": text}
+    except yaml.YAMLError:
+        return False
+
+
+def render_scalar(key: str, value: Any, quote: str | None = None) -> str:
+    """VALUE as inline YAML; QUOTE is the style of the value it replaces (' or " or None)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int) and key not in STRING_KEYS:
+        return str(value)
+    if value is None:
+        return "null"
+    text = str(value)
+    if quote == "'" and "\n" not in text:
+        return "'" + text.replace("'", "''") + "'"
+    if quote == '"' or key == "mac" or not _plain_ok(text):
+        # JSON strings are valid YAML double-quoted scalars.
+        return json.dumps(text)
+    return text
+
+
+def vault_block(ciphertext: str, indent: int) -> str:
+    """`!vault |` and the indented ciphertext lines (ending with a newline)."""
+    pad = " " * indent
+    lines = [pad + line for line in ciphertext.strip().splitlines()]
+    return "!vault |\n" + "\n".join(lines) + "\n"
+
+
+def vault_encrypt(plaintext: str, vault_password_file: str) -> str:
+    """Encrypt PLAINTEXT with the vault password file, as `ansible-vault encrypt_string` does."""
+    from ansible.parsing.dataloader import DataLoader
+    from ansible.parsing.vault import VaultLib, get_file_vault_secret
+
+    try:
+        secret = get_file_vault_secret(filename=vault_password_file, loader=DataLoader())
+        secret.load()
+        return VaultLib([("default", secret)]).encrypt(plaintext).decode()
+    except Exception as err:  # Ansible raises its own error types for unreadable files
+        raise EditError(f"{vault_password_file}: cannot encrypt with it: {err}") from None
+
+
+# ---------------------------------------------------------------------------
+# The document: text plus its node tree
+
+
+def _compose(text: str, path: Path) -> Node:
+    try:
+        node = YAML().compose(text)
+    except YAMLError as err:
+        raise EditError(f"{path}: not valid YAML: {str(err).splitlines()[0]}") from None
+    if not isinstance(node, MappingNode):
+        raise EditError(f"{path}: not a YAML inventory (top level is not a mapping)")
+    return node
+
+
+def _get(mapping: Node | None, key: str) -> tuple[ScalarNode, Node] | None:
+    if not isinstance(mapping, MappingNode):
+        return None
+    for k, v in mapping.value:
+        if isinstance(k, ScalarNode) and k.value == key:
+            return k, v
+    return None
+
+
+def _is_null(node: Node) -> bool:
+    return isinstance(node, ScalarNode) and node.tag.endswith(":null")
+
+
+@dataclass
+class CameraList:
+    """A `cameras:` list in the file (or the place one would go) and whose list it is."""
+
+    owner: str  # "group" or the host's name
+    parent: MappingNode  # the vars mapping holding (or to hold) `cameras`
+    key: ScalarNode | None
+    seq: Node | None  # SequenceNode, or None when there is no `cameras` key yet
+
+
+class InventoryDocument:
+    """An inline YAML inventory held as text; each edit splices the text and re-parses."""
+
+    def __init__(self, path: Path, text: str | None = None):
+        self.path = path
+        try:
+            self.text = path.read_text(encoding="utf-8") if text is None else text
+        except OSError as err:
+            raise EditError(f"{path}: cannot read: {err.strerror or err}") from None
+        self.root = _compose(self.text, path)
+
+    def _splice(self, start: int, end: int, new: str) -> None:
+        self.text = self.text[:start] + new + self.text[end:]
+        self.root = _compose(self.text, self.path)
+
+    # -- positions ---------------------------------------------------------
+
+    def _line_start(self, index: int) -> int:
+        return self.text.rfind("\n", 0, index) + 1
+
+    def _line_end(self, index: int) -> int:
+        """Index just past the newline ending the line that holds INDEX."""
+        end = self.text.find("\n", index)
+        return len(self.text) if end < 0 else end + 1
+
+    def _last_index(self, node: Node) -> int:
+        """Index of the last character that belongs to NODE's content."""
+        if isinstance(node, ScalarNode) or getattr(node, "flow_style", False):
+            end = node.end_mark.index
+            # Block scalars end after their trailing line breaks; step back over them.
+            while end > node.start_mark.index and self.text[end - 1] in " \n\r":
+                end -= 1
+            return max(end - 1, node.start_mark.index)
+        children = [v for _, v in node.value] if isinstance(node, MappingNode) else node.value
+        if not children:
+            return node.end_mark.index - 1
+        return self._last_index(children[-1])
+
+    def _after_node_line(self, node: Node) -> int:
+        """Index of the line following NODE's last line (where a sibling would be inserted)."""
+        return self._line_end(self._last_index(node))
+
+    # -- the structure -----------------------------------------------------
+
+    def group(self) -> MappingNode:
+        found = _get(self.root, "all")
+        children = _get(found[1], "children") if found else None
+        group = _get(children[1], APPLIANCE_GROUP) if children else None
+        if group is None:
+            group = _get(self.root, APPLIANCE_GROUP)
+        if group is None or not isinstance(group[1], MappingNode):
+            raise EditError(
+                f"{self.path}: no inline group '{APPLIANCE_GROUP}' (all.children.appliances); "
+                "camera edits need an inline YAML inventory"
+            )
+        return group[1]
+
+    def hosts(self) -> dict[str, Node]:
+        found = _get(self.group(), "hosts")
+        if found is None or not isinstance(found[1], MappingNode):
+            return {}
+        return {k.value: v for k, v in found[1].value if isinstance(k, ScalarNode)}
+
+    def camera_list(self, host: str) -> CameraList:
+        """The list that applies to HOST: its own `cameras`, else the group's."""
+        host_vars = self.hosts().get(host)
+        own = _get(host_vars, "cameras")
+        if own is not None:
+            return CameraList(host, host_vars, own[0], own[1])  # type: ignore[arg-type]
+        group_vars = _get(self.group(), "vars")
+        if group_vars is not None and isinstance(group_vars[1], MappingNode):
+            found = _get(group_vars[1], "cameras")
+            if found is not None:
+                return CameraList("group", group_vars[1], found[0], found[1])
+            if len(self.hosts()) <= 1:
+                return CameraList("group", group_vars[1], None, None)
+        if isinstance(host_vars, MappingNode):
+            return CameraList(host, host_vars, None, None)
+        raise EditError(
+            f"{self.path}: appliance {host!r} has no variables to add a `cameras:` list to; "
+            "add `cameras: []` under it (or under the group's vars) first"
+        )
+
+    def pick_host(self, host: str | None) -> str:
+        hosts = list(self.hosts())
+        if host is not None:
+            if host not in hosts:
+                raise EditError(
+                    f"{self.path}: no appliance {host!r} (appliances: {', '.join(hosts)})"
+                )
+            return host
+        if len(hosts) == 1:
+            return hosts[0]
+        if not hosts:
+            raise EditError(f"{self.path}: no hosts in group '{APPLIANCE_GROUP}'")
+        raise EditError(
+            f"{self.path}: several appliances ({', '.join(hosts)}); choose one with --host"
+        )
+
+    def find_camera(self, name: str, host: str | None) -> tuple[CameraList, int]:
+        """The list holding camera NAME and its index there."""
+        hosts = [self.pick_host(host)] if host else list(self.hosts())
+        found: dict[int, tuple[CameraList, int]] = {}
+        names: set[str] = set()
+        for h in hosts:
+            cameras = self.camera_list(h)
+            if not isinstance(cameras.seq, SequenceNode):
+                continue
+            for index, item in enumerate(cameras.seq.value):
+                item_name = _get(item, "name")
+                if item_name is None or not isinstance(item_name[1], ScalarNode):
+                    continue
+                names.add(item_name[1].value)
+                if item_name[1].value == name:
+                    found[cameras.seq.start_mark.index] = (cameras, index)
+        if not found:
+            listed = ", ".join(sorted(names)) or "none"
+            raise EditError(f"{self.path}: no camera {name!r} (cameras: {listed})")
+        if len(found) > 1:
+            raise EditError(f"{self.path}: camera {name!r} is in several lists; choose with --host")
+        return next(iter(found.values()))
+
+    # -- edits -------------------------------------------------------------
+
+    def set_key(
+        self, mapping: MappingNode, key: str, rendered: str | None, vault: str | None = None
+    ) -> None:
+        """Set KEY of MAPPING to an inline value (RENDERED) or a vault block (VAULT ciphertext)."""
+        found = _get(mapping, key)
+        if found is not None:
+            key_node, value = found
+            if not isinstance(value, ScalarNode):
+                raise EditError(f"{self.path}: {key} is not a single value; edit it by hand")
+            start, end = value.start_mark.index, value.end_mark.index
+            is_block = value.style in ("|", ">")
+            if vault is not None:
+                if mapping.flow_style:
+                    raise EditError(f"{self.path}: cannot put a vault block in a {{...}} mapping")
+                # Keep a comment that followed the old value on its line.
+                line_end = self._line_end(end - 1 if is_block else end)
+                rest = "" if is_block else self.text[end:line_end].rstrip("\n")
+                header_comment = rest if rest.strip().startswith("#") else ""
+                indent = self._block_indent(value) or key_node.start_mark.column + 2
+                block = vault_block(vault, indent)
+                new = block.replace("!vault |", "!vault |" + header_comment, 1)
+                self._splice(start, line_end if not is_block else self._block_end(value), new)
+                return
+            if is_block:
+                self._splice(start, self._block_end(value), rendered + "\n")
+            else:
+                self._splice(start, end, rendered)
+            return
+        self._insert_key(mapping, key, rendered, vault)
+
+    def _block_indent(self, value: ScalarNode) -> int:
+        if value.style not in ("|", ">"):
+            return 0
+        first = self._line_end(value.start_mark.index)
+        line = self.text[first : self._line_end(first)]
+        return len(line) - len(line.lstrip(" "))
+
+    def _block_end(self, value: ScalarNode) -> int:
+        """End of a block scalar's own lines (trailing blank lines stay in the file)."""
+        return self._line_end(self._last_index(value))
+
+    def _insert_key(
+        self, mapping: MappingNode, key: str, rendered: str | None, vault: str | None
+    ) -> None:
+        if mapping.flow_style:
+            if vault is not None:
+                raise EditError(f"{self.path}: cannot put a vault block in a {{...}} mapping")
+            close = mapping.end_mark.index - 1  # the closing brace
+            sep = ", " if mapping.value else ""
+            self._splice(close, close, f"{sep}{key}: {rendered}")
+            return
+        if not mapping.value:
+            raise EditError(f"{self.path}: empty mapping; edit it by hand")
+        column = mapping.value[0][0].start_mark.column
+        at = self._after_node_line(mapping)
+        if vault is not None:
+            line = " " * column + f"{key}: " + vault_block(vault, column + 2)
+        else:
+            line = " " * column + f"{key}: {rendered}\n"
+        self._splice(at, at, line)
+
+    def append_camera(
+        self, cameras: CameraList, fields: list[tuple[str, str | None, str | None]]
+    ) -> None:
+        """Add a camera (FIELDS: key, rendered value, vault ciphertext) at the end of the list."""
+        seq = cameras.seq
+        if seq is None:
+            column = cameras.parent.value[0][0].start_mark.column
+            at = self._after_node_line(cameras.parent)
+            self._splice(at, at, " " * column + "cameras:\n" + self._block_item(fields, column + 2))
+            return
+        if not isinstance(seq, SequenceNode):
+            if _is_null(seq) and cameras.key is not None:
+                # `cameras:` with nothing after it: the items go on the next lines.
+                at = self._line_end(cameras.key.end_mark.index)
+                column = cameras.key.start_mark.column + 2
+                self._splice(at, at, self._block_item(fields, column))
+                return
+            raise EditError(f"{self.path}: `cameras` is not a list")
+        if seq.flow_style:
+            if not seq.value:
+                # `cameras: []` becomes a block list under the key (a comment stays put).
+                start, end = seq.start_mark.index, seq.end_mark.index
+                while start > 0 and self.text[start - 1] == " ":
+                    start -= 1
+                at = self._line_end(end) - (end - start)
+                column = (cameras.key.start_mark.column if cameras.key else 0) + 2
+                self._splice(start, end, "")
+                self._splice(at, at, self._block_item(fields, column))
+                return
+            if any(v is not None for _, _, v in fields):
+                raise EditError(f"{self.path}: cannot put a vault block in a [...] list")
+            close = seq.end_mark.index - 1
+            self._splice(close, close, ", " + self._flow_item(fields))
+            return
+        last = seq.value[-1]
+        dash_column = seq.start_mark.column
+        at = self._after_node_line(last)
+        if (
+            isinstance(last, MappingNode)
+            and last.flow_style
+            and all(v is None for _, _, v in fields)
+        ):
+            self._splice(at, at, " " * dash_column + "- " + self._flow_item(fields) + "\n")
+            return
+        self._splice(at, at, self._block_item(fields, dash_column, last.start_mark.column))
+
+    @staticmethod
+    def _flow_item(fields: list[tuple[str, str | None, str | None]]) -> str:
+        return "{" + ", ".join(f"{k}: {r}" for k, r, _ in fields) + "}"
+
+    @staticmethod
+    def _block_item(
+        fields: list[tuple[str, str | None, str | None]],
+        dash_column: int,
+        key_column: int | None = None,
+    ) -> str:
+        key_column = dash_column + 2 if key_column is None else key_column
+        lines = []
+        for i, (key, rendered, vault) in enumerate(fields):
+            prefix = (
+                " " * dash_column + "- " + " " * (key_column - dash_column - 2)
+                if i == 0
+                else " " * key_column
+            )
+            if vault is not None:
+                lines.append(f"{prefix}{key}: " + vault_block(vault, key_column + 2))
+            else:
+                lines.append(f"{prefix}{key}: {rendered}\n")
+        return "".join(lines)
+
+    def remove_camera(self, cameras: CameraList, index: int) -> None:
+        seq = cameras.seq
+        assert isinstance(seq, SequenceNode)
+        item = seq.value[index]
+        if seq.flow_style:
+            if len(seq.value) == 1:
+                start, end = item.start_mark.index, item.end_mark.index
+            elif index + 1 < len(seq.value):
+                start, end = item.start_mark.index, seq.value[index + 1].start_mark.index
+            else:
+                start, end = seq.value[index - 1].end_mark.index, item.end_mark.index
+            self._splice(start, end, "")
+            return
+        dash = self.text.rfind("-", 0, item.start_mark.index)
+        start = self._line_start(dash)
+        end = self._after_node_line(item)
+        if len(seq.value) == 1 and cameras.key is not None:
+            # The list would become null; say "no cameras" explicitly.
+            self._splice(start, end, "")
+            colon = self.text.index(":", cameras.key.end_mark.index)
+            self._splice(colon + 1, colon + 1, " []")
+            return
+        self._splice(start, end, "")
+
+
+# ---------------------------------------------------------------------------
+# Addresses
+
+
+def next_free_ip(appliance_vars: dict[str, Any], taken: Iterable[str] = ()) -> str:
+    """The lowest address of the camera subnet that is not the Pi's, not in the DHCP range
+    and not already a camera's (nor in TAKEN)."""
+    net = appliance_vars.get("camera_network") or {}
+    try:
+        interface = ipaddress.ip_interface(str(net.get("address")))
+    except ValueError:
+        raise EditError("camera_network.address is missing or not an address/prefix") from None
+    used = {str(interface.ip), *taken}
+    used |= {str(c.get("ip")) for c in appliance_vars.get("cameras") or [] if isinstance(c, dict)}
+    dhcp = net.get("dhcp_range") or []
+    try:
+        first, last = (
+            (ipaddress.ip_address(str(a)) for a in dhcp) if len(dhcp) == 2 else (None, None)
+        )
+    except ValueError:
+        first = last = None
+    for address in interface.network.hosts():
+        if first is not None and last is not None and first <= address <= last:
+            continue
+        if str(address) not in used:
+            return str(address)
+    raise EditError(f"no free address left in {interface.network} outside the DHCP range")
+
+
+def slugify(text: str, taken: Iterable[str] = ()) -> str:
+    """A camera name [a-z0-9-]{1,32} from free text, unique among TAKEN."""
+    base = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:32].strip("-") or "camera"
+    taken = set(taken)
+    name, n = base, 2
+    while name in taken:
+        suffix = f"-{n}"
+        name = base[: 32 - len(suffix)].rstrip("-") + suffix
+        n += 1
+    return name
+
+
+# ---------------------------------------------------------------------------
+# Validate, then write
+
+
+def _problems(path: Path, vault_password_file: str | None) -> list[str]:
+    from appliance.inventory import InventoryError, load_inventory
+    from appliance.schema import validate
+
+    try:
+        inventory = load_inventory(path, vault_password_file)
+    except InventoryError as err:
+        return [str(err)]
+    return [str(p) for p in validate(inventory) if p.severity == "error"]
+
+
+def save(path: Path, new_text: str, vault_password_file: str | None = None) -> None:
+    """Validate NEW_TEXT as the inventory at PATH, then replace PATH with it atomically.
+
+    Refuses (EditError naming PATH and the problem; nothing written) when the edit adds
+    a schema error that the file did not already have.
+    """
+    before = set(_problems(path, vault_password_file))
+    # Next to the inventory, so group_vars/ and host_vars/ still apply to it.
+    fd, tmp_name = tempfile.mkstemp(
+        dir=path.parent, prefix=f".{path.stem}.edit-", suffix=path.suffix
+    )
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(new_text)
+        after = [p.replace(str(tmp), str(path)) for p in _problems(tmp, vault_password_file)]
+        new = [p for p in after if p not in before]
+        if new:
+            more = f" (and {len(new) - 1} more)" if len(new) > 1 else ""
+            raise EditError(f"{path}: not changed: {new[0]}{more}")
+        os.chmod(tmp, path.stat().st_mode & 0o7777)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def camera_fields(
+    camera: dict[str, Any], vault_password_file: str | None
+) -> list[tuple[str, str | None, str | None]]:
+    """(key, rendered value, vault ciphertext) per key, in the usual key order."""
+    keys = [k for k in CAMERA_KEY_ORDER if k in camera] + [
+        k for k in camera if k not in CAMERA_KEY_ORDER
+    ]
+    fields: list[tuple[str, str | None, str | None]] = []
+    for key in keys:
+        value = camera[key]
+        if key in SECRET_KEYS and vault_password_file:
+            fields.append((key, None, vault_encrypt(str(value), vault_password_file)))
+        else:
+            fields.append((key, render_scalar(key, value), None))
+    return fields
+
+
+def add_camera(
+    path: Path,
+    camera: dict[str, Any],
+    host: str | None = None,
+    vault_password_file: str | None = None,
+) -> str:
+    """Append CAMERA to the list of HOST (default: the only appliance); return the new text."""
+    doc = InventoryDocument(path)
+    target = doc.camera_list(doc.pick_host(host))
+    doc.append_camera(target, camera_fields(camera, vault_password_file))
+    return doc.text
+
+
+def remove_camera(path: Path, name: str, host: str | None = None) -> str:
+    doc = InventoryDocument(path)
+    cameras, index = doc.find_camera(name, host)
+    doc.remove_camera(cameras, index)
+    return doc.text
+
+
+def set_camera(
+    path: Path,
+    name: str,
+    changes: dict[str, Any],
+    host: str | None = None,
+    vault_password_file: str | None = None,
+) -> str:
+    """Set keys of camera NAME (kept in place; new keys go at the end of its entry)."""
+    doc = InventoryDocument(path)
+    for key, value in changes.items():
+        cameras, index = doc.find_camera(name, host)
+        item = cameras.seq.value[index]  # type: ignore[union-attr]
+        if not isinstance(item, MappingNode):
+            raise EditError(f"{path}: camera {name!r} is not a mapping")
+        old = _get(item, key)
+        old_is_vault = old is not None and old[1].tag == "!vault"
+        if key in SECRET_KEYS and (vault_password_file or old_is_vault):
+            if not vault_password_file:
+                raise EditError(
+                    f"{path}: {key} of {name!r} is vault-encrypted; give --vault-password-file "
+                    "to write the new value encrypted"
+                )
+            doc.set_key(item, key, None, vault_encrypt(str(value), vault_password_file))
+        else:
+            quote = old[1].style if old is not None and isinstance(old[1], ScalarNode) else None
+            doc.set_key(
+                item, key, render_scalar(key, value, quote if quote in ("'", '"') else None)
+            )
+        if key == "name":
+            name = str(value)
+    return doc.text
