@@ -1,0 +1,279 @@
+"""End-to-end tests of the lab itself: the booted Pi, its networks, the wan services, up/down."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from appliance.lab.handle import CLI, Lab
+from appliance.lab.image import CACHE_ROOT
+from appliance.lab.plan import HOST_LINK, WAN_NTP, WAN_VPN
+
+if TYPE_CHECKING:
+    from conftest import LabSession
+
+pytestmark = pytest.mark.lab
+
+CAP_NET_ADMIN = 12
+CAP_SYS_TIME = 25
+
+
+def _cap_bounding_set(status: str) -> int:
+    return int(re.search(r"^CapBnd:\s*([0-9a-f]+)$", status, re.M).group(1), 16)
+
+
+def test_pi_boots_under_systemd(lab: Lab) -> None:
+    state = lab.pi_exec("systemctl", "is-system-running", check=False).stdout.strip()
+    assert state in ("running", "degraded"), state
+    assert lab.pi_exec("systemd-detect-virt").stdout.strip() == "systemd-nspawn"
+    assert lab.pi_exec("hostname").stdout.strip() == "lab-pi"
+
+
+def test_pi_has_net_admin_but_never_sys_time(lab: Lab) -> None:
+    caps = _cap_bounding_set(lab.pi_exec("cat", "/proc/self/status").stdout)
+    assert caps & (1 << CAP_NET_ADMIN)
+    assert not caps & (1 << CAP_SYS_TIME)
+    # nftables really works inside (what the firewall role needs)
+    lab.pi_exec("nft", "list", "ruleset")
+
+
+def test_ansible_reaches_the_pi_over_ssh_from_the_home_network(lab: Lab) -> None:
+    result = lab.ansible("-m", "ansible.builtin.ping")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert '"ping": "pong"' in result.stdout
+    become = lab.ansible("-b", "-m", "ansible.builtin.command", "-a", "id -u")
+    assert become.returncode == 0 and "\n0" in become.stdout, become.stdout
+
+
+def test_inventory_is_private_and_valid(lab: Lab) -> None:
+    for path in (lab.inventory_path, lab.ssh_key, lab.root / "secrets.json"):
+        assert path.stat().st_mode & 0o077 == 0, f"{path} is readable by others"
+    inv = lab.inventory["all"]["children"]["appliances"]
+    host = inv["hosts"]["lab-pi"]
+    assert host["ansible_host"] == "10.203.1.2"
+    assert Path(host["ansible_ssh_private_key_file"]) == lab.ssh_key
+    cams = inv["vars"]["cameras"]
+    assert [c["name"] for c in cams] == ["cam1", "cam2"]
+    assert all(re.fullmatch(r"[0-9a-f]{32}", c["secure_id"]) for c in cams)
+    assert len(inv["vars"]["wifi"]["passphrase"]) == 20
+    result = lab.cli("validate", "-i", str(lab.inventory_path), netns=None, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_pi_network_layout(lab: Lab) -> None:
+    eth0 = lab.run_in("pi", "ip", "-4", "-o", "addr", "show", "dev", "eth0").stdout
+    assert "10.203.1.2/24" in eth0
+    route = lab.run_in("pi", "ip", "route", "show", "default").stdout
+    assert "via 10.203.1.1 dev eth0" in route
+    assert "bridge" in lab.run_in("pi", "ip", "-d", "link", "show", "wlan0").stdout
+    for cam in lab.plan.cameras:
+        port = lab.run_in("pi", "bridge", "-d", "link", "show", "dev", cam.pi_port).stdout
+        assert "master wlan0" in port and "isolated on" in port, port
+        link = lab.run_in(cam.netns, "ip", "-o", "link", "show", "wlan0").stdout
+        assert cam.mac in link
+
+
+def test_host_reaches_the_pi_through_pa_lan_only(lab: Lab) -> None:
+    with socket.create_connection(("10.203.1.2", 22), timeout=5) as conn:
+        assert conn.recv(64).startswith(b"SSH-2.0-")
+    routes = subprocess.run(
+        ["ip", "-4", "route", "show", "dev", HOST_LINK], capture_output=True, text=True, check=True
+    ).stdout
+    assert "10.203.1.0/24 via 10.203.0.2" in routes
+    assert "default" not in routes
+
+
+def test_wan_ntp_server_serves_and_can_be_stopped(lab: Lab) -> None:
+    def query() -> subprocess.CompletedProcess[str]:
+        return lab.run_in(
+            "lan",
+            "chronyd",
+            "-Q",
+            "-t",
+            "4",
+            "-u",
+            "root",
+            "-f",
+            "/dev/null",
+            f"server {WAN_NTP} iburst maxsamples 1",
+            check=False,
+            timeout=20,
+        )
+
+    before = lab.counters()["by_destination"].get(f"{WAN_NTP}/udp/123", 0)
+    assert "System clock wrong by" in query().stderr
+    assert lab.counters()["by_destination"][f"{WAN_NTP}/udp/123"] > before
+    lab.wan_ntp_stop()
+    try:
+        assert "System clock wrong by" not in query().stderr
+    finally:
+        lab.wan_ntp_start()
+    assert "System clock wrong by" in query().stderr
+
+
+def test_vpn_stand_in_and_sink_count_packets(lab: Lab) -> None:
+    before = lab.counters()
+    script = (
+        "import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); "
+        f"s.sendto(b'x', ('{WAN_VPN}', 4500)); s.sendto(b'x', ('{WAN_VPN}', 500)); "
+        "s.sendto(b'x', ('10.203.9.9', 5353))"
+    )
+    lab.run_in("lan", "python3", "-c", script)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        after = lab.counters()
+        if after["vpn"].get(500, 0) > before["vpn"].get(500, 0):
+            break
+        time.sleep(0.2)
+    assert after["vpn"][4500] == before["vpn"].get(4500, 0) + 1
+    assert after["vpn"][500] == before["vpn"].get(500, 0) + 1
+    sink = after["by_destination"]
+    assert (
+        sink["10.203.9.9/udp/5353"] == before["by_destination"].get("10.203.9.9/udp/5353", 0) + 1
+    )
+
+
+def test_hostapd_stand_in_rejects_a_broken_config(lab: Lab) -> None:
+    good = (
+        "interface=wlan0\ndriver=nl80211\nssid=lab\nchannel=6\nhw_mode=g\nwpa=2\n"
+        "wpa_key_mgmt=WPA-PSK\nrsn_pairwise=CCMP\nwpa_passphrase=abcdefghij\n"
+    )
+    bad = good.replace("abcdefghij", "short")
+    for name, text in (("good", good), ("bad", bad)):
+        lab.pi_exec("sh", "-c", f"printf '%s' '{text}' > /run/lab-test-{name}.conf")
+    ok = lab.pi_exec(
+        "/usr/local/sbin/lab-hostapd-stand-in", "check", "/run/lab-test-good.conf", check=False
+    )
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    broken = lab.pi_exec(
+        "/usr/local/sbin/lab-hostapd-stand-in", "check", "/run/lab-test-bad.conf", check=False
+    )
+    assert broken.returncode != 0
+    assert "invalid WPA passphrase length" in broken.stdout + broken.stderr
+    lab.pi_exec("rm", "-f", "/run/lab-test-good.conf", "/run/lab-test-bad.conf")
+
+
+def test_chrony_in_the_pi_may_start_without_cap_sys_time(lab: Lab) -> None:
+    dropin = lab.pi_exec("systemctl", "cat", "chrony").stdout
+    assert "ConditionCapability=\n" in dropin and "chronyd $DAEMON_OPTS -x" in dropin
+
+
+def test_cli_info_and_status(lab: Lab, lab_session: LabSession) -> None:
+    status = lab_session.command("status", timeout=60)
+    assert status.returncode == 0 and "lab: up" in status.stdout
+    assert "lab-pi: running" in status.stdout or "lab-pi: degraded" in status.stdout
+    info = lab_session.command("info", timeout=60)
+    assert "https://10.203.1.2/" in info.stdout
+    web = lab.inventory["all"]["children"]["appliances"]["vars"]["web"]["users"][0]
+    assert f"{web['name']} / {web['password']}" in info.stdout
+    shell = lab_session.command(
+        "shell", "cam-cam1", "--", "ip", "-o", "link", "show", "wlan0", timeout=30
+    )
+    assert lab.plan.camera("cam1").mac in shell.stdout
+
+
+# --- lifecycle: these take the shared lab down and up themselves (run last) --------------
+
+
+def _lab_traces(lab_dir: Path) -> list[str]:
+    """Everything of a lab that could be left on the machine, described (empty = clean)."""
+    found = []
+    netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    found += [f"netns {line.split()[0]}" for line in netns.splitlines() if line.startswith("pa-")]
+    if subprocess.run(["ip", "link", "show", HOST_LINK], capture_output=True).returncode == 0:
+        found.append(f"link {HOST_LINK}")
+    for line in Path("/proc/mounts").read_text().splitlines():
+        if str(CACHE_ROOT) in line or str(lab_dir) in line:
+            found.append(f"mount {line.split()[1]}")
+    markers = (str(lab_dir), "/run/netns/pa-", "appliance.lab.")
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z" and any(m in cmdline for m in markers):
+            found.append(f"process {proc.name}: {cmdline[:80]}")
+    return found
+
+
+def _netns_inodes() -> set[int]:
+    return {p.stat().st_ino for p in Path("/run/netns").glob("pa-*")}
+
+
+def _processes_in(inodes: set[int]) -> list[str]:
+    """Processes still inside one of the (deleted) lab namespaces."""
+    left = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if os.stat(proc / "ns" / "net").st_ino in inodes:
+                    left.append(proc.name)
+            except OSError:
+                continue
+    return left
+
+
+@pytest.mark.lab_lifecycle
+def test_down_leaves_nothing_behind(lab_session: LabSession) -> None:
+    lab_session.ensure_up()
+    inodes = _netns_inodes()
+    assert inodes, "the lab has no namespaces while up"
+    seconds = lab_session.ensure_down()
+    print(f"\n[lab] down in {seconds:.1f} s")
+    assert _lab_traces(lab_session.root) == []
+    assert _processes_in(inodes) == []
+    again = lab_session.command("down", timeout=60)
+    assert again.returncode == 0 and "nothing to remove" in again.stdout
+
+
+@pytest.mark.lab_lifecycle
+def test_warm_up_is_fast(lab_session: LabSession) -> None:
+    lab_session.ensure_down()
+    started = time.monotonic()
+    lab_session.ensure_up()
+    seconds = time.monotonic() - started
+    print(f"\n[lab] warm up in {seconds:.1f} s")
+    assert seconds < 60
+    again = lab_session.command("up", timeout=60)
+    assert again.returncode == 0 and "already up" in again.stdout
+
+
+@pytest.mark.lab_lifecycle
+@pytest.mark.parametrize("kill_after", ["network:", "booting", "booted"])
+def test_down_after_a_killed_up_leaves_nothing(lab_session: LabSession, kill_after: str) -> None:
+    lab_session.ensure_down()
+    env = lab_session.handle.env()
+    up = subprocess.Popen(
+        [*CLI, "lab", "up"], stdout=subprocess.PIPE, text=True, env=env, stdin=subprocess.DEVNULL
+    )
+    try:
+        assert up.stdout is not None
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            line = up.stdout.readline()
+            assert line, f"lab up ended before printing {kill_after!r}"
+            if kill_after in line:
+                break
+        up.send_signal(signal.SIGKILL)
+    finally:
+        up.kill()
+        up.wait(10)
+        up.stdout.close()
+    inodes = _netns_inodes()
+    lab_session.ensure_down()
+    assert _lab_traces(lab_session.root) == []
+    assert _processes_in(inodes) == []
+    # and the next `up` works
+    lab_session.ensure_up()
+    assert lab_session.handle.pi_exec("true").returncode == 0
