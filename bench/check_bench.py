@@ -162,7 +162,8 @@ def main() -> int:
         f"cameras: {args.cameras} ({args.hanging} hanging), timeout per request {args.timeout:g} s"
     )
     print(
-        f"check (concurrent):  {report.elapsed_s:6.2f} s = {report.elapsed_s / args.timeout:4.2f} x "
+        f"check (concurrent):     {report.elapsed_s:6.2f} s = "
+        f"{report.elapsed_s / args.timeout:4.2f} x "
         f"timeout, {passed}/{args.cameras} pass (expected {healthy})"
     )
     print(

@@ -50,7 +50,7 @@ def direct_option(func):  # type: ignore[no-untyped-def]
     return click.option(
         "--direct",
         is_flag=True,
-        help="Talk to the cameras' own addresses (http://IP/<secure-id>/) instead of the Pi's proxy.",
+        help="Talk to the cameras' own addresses (http://IP/<secure-id>/), not the Pi's proxy.",
     )(func)
 
 

@@ -1,4 +1,4 @@
-"""`presence-appliance check` against emulated cameras on loopback: verdicts, reasons, exit codes."""
+"""`presence-appliance check` against emulated cameras on loopback: verdicts, reasons, exits."""
 
 from __future__ import annotations
 
@@ -186,8 +186,8 @@ def test_ping_identity_checks():
     assert "b" * 32 not in other
     moved = ping_answer("http://10.42.0.11/" + "a" * 32)
     assert (
-        moved
-        == "ping: the camera answering says its address is 10.42.0.11, the inventory says 10.42.0.10"
+        moved == "ping: the camera answering says its address is 10.42.0.11, "
+        "the inventory says 10.42.0.10"
     )
 
 
