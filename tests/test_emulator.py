@@ -909,3 +909,12 @@ def test_chromium_plays_the_live_stream_across_the_cycle_wrap(
             assert page.screenshot() != shot
         finally:
             browser.close()
+
+
+def test_small_answers_on_a_kept_alive_connection_are_quick(client: httpx.Client) -> None:
+    # Guards against Nagle + delayed ACK (~40 ms per answer) on keep-alive connections.
+    client.get("command/ping")
+    started = time.monotonic()
+    for _ in range(50):
+        assert client.get("command/ping").status_code == 200
+    assert time.monotonic() - started < 1.0
