@@ -69,7 +69,9 @@ def _render_with_templar(variables: dict[str, Any], out: Path, roles: tuple[str,
         role_dir = ROLES / role
         merged: dict[str, Any] = {}
         for name in ("defaults/main.yml",):
-            merged.update(loader.load_from_file(str(role_dir / name), trusted_as_template=True) or {})
+            merged.update(
+                loader.load_from_file(str(role_dir / name), trusted_as_template=True) or {}
+            )
         merged.update(variables)
         merged.update(
             loader.load_from_file(str(role_dir / "vars/main.yml"), trusted_as_template=True) or {}
@@ -96,7 +98,9 @@ def _render_with_templar(variables: dict[str, Any], out: Path, roles: tuple[str,
                 dest = str(templar.template(spec["dest"]))
                 source = (role_dir / "templates" / spec["src"]).read_text()
                 text = templar.template(
-                    trust_as_template(source), preserve_trailing_newlines=True, escape_backslashes=False
+                    trust_as_template(source),
+                    preserve_trailing_newlines=True,
+                    escape_backslashes=False,
                 )
                 target = out / dest.lstrip("/")
                 target.parent.mkdir(parents=True, exist_ok=True)
@@ -141,7 +145,9 @@ def hostapd_parse(rendered: Path) -> HostapdResult:
     return HostapdResult(proc.stdout + proc.stderr)
 
 
-def run(argv: list[str], timeout: float = 20, check: bool = True) -> subprocess.CompletedProcess[str]:
+def run(
+    argv: list[str], timeout: float = 20, check: bool = True
+) -> subprocess.CompletedProcess[str]:
     """Run a command with a bounded wait; on failure show what it printed."""
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
     if check and proc.returncode != 0:
@@ -165,13 +171,18 @@ class Netns:
         self.exec(name, ["ip", "link", "set", "lo", "up"])
         return name
 
-    def exec(self, ns: str, argv: list[str], timeout: float = 20, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def exec(
+        self, ns: str, argv: list[str], timeout: float = 20, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
         return run(["ip", "netns", "exec", ns, *argv], timeout=timeout, check=check)
 
     def veth(self, ns_a: str, if_a: str, ns_b: str, if_b: str) -> None:
         # Create with temporary names in the root namespace (two namespaces may want the same
         # interface name), move each end, then rename it inside its namespace.
-        tmp_a, tmp_b = f"pa{self.tag}{len(self.namespaces)}a", f"pa{self.tag}{len(self.namespaces)}b"
+        tmp_a, tmp_b = (
+            f"pa{self.tag}{len(self.namespaces)}a",
+            f"pa{self.tag}{len(self.namespaces)}b",
+        )
         run(["ip", "link", "add", tmp_a, "type", "veth", "peer", "name", tmp_b])
         run(["ip", "link", "set", tmp_a, "netns", ns_a])
         run(["ip", "link", "set", tmp_b, "netns", ns_b])

@@ -1,0 +1,281 @@
+"""access_point role: rendered hostapd/networkd files pass the real hostapd parse and say what we promise."""
+
+from __future__ import annotations
+
+import copy
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.roles.conftest import (
+    REPO,
+    hostapd_parse,
+    load_scenario,
+    render_inventory,
+    render_scenario,
+    write_inventory,
+)
+
+SCENARIOS = ("ap_isolate", "vlan_per_camera", "band5_wpa3")
+
+
+def _conf(out: Path) -> dict[str, list[str]]:
+    """hostapd.conf as key -> values (a key may repeat)."""
+    values: dict[str, list[str]] = {}
+    for line in (out / "etc/hostapd/hostapd.conf").read_text().splitlines():
+        if line and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            values.setdefault(key, []).append(value)
+    return values
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_real_hostapd_accepts_rendered_config(scenario: str, tmp_path: Path) -> None:
+    out = render_scenario(scenario, tmp_path)
+    result = hostapd_parse(out)
+    assert result.accepted, result.output
+
+
+@pytest.mark.parametrize(
+    ("line", "replacement", "message"),
+    [
+        ("wpa_passphrase=", "wpa_passphrase=short", "invalid WPA passphrase length 5"),
+        ("hw_mode=", "hw_mode=q", "unknown hw_mode"),
+        ("rsn_pairwise=", "rsn_pairwise=WEP", "invalid cipher 'WEP'"),
+    ],
+)
+def test_real_hostapd_rejects_a_broken_value(
+    tmp_path: Path, line: str, replacement: str, message: str
+) -> None:
+    out = render_scenario("vlan_per_camera", tmp_path)
+    conf = out / "etc/hostapd/hostapd.conf"
+    text = conf.read_text()
+    assert line in text
+    conf.write_text(re.sub(rf"^{re.escape(line)}.*$", replacement, text, flags=re.M))
+    result = hostapd_parse(out)
+    assert not result.accepted
+    assert "errors found in configuration file" in result.output
+    assert message in result.output
+
+
+def test_real_hostapd_rejects_a_broken_vlan_file(tmp_path: Path) -> None:
+    out = render_scenario("vlan_per_camera", tmp_path)
+    (out / "etc/hostapd/hostapd.vlan").write_text("* \n")
+    result = hostapd_parse(out)
+    assert not result.accepted
+    assert "failed to read VLAN file" in result.output
+
+
+def test_wpa2_ccmp_only_country_and_isolation_by_default(tmp_path: Path) -> None:
+    conf = _conf(render_scenario("ap_isolate", tmp_path))
+    assert conf["wpa"] == ["2"]
+    assert conf["rsn_pairwise"] == ["CCMP"]
+    assert conf["wpa_key_mgmt"] == ["WPA-PSK"]
+    assert "wpa_pairwise" not in conf
+    assert "ieee80211w" not in conf
+    assert not [key for key, values in conf.items() if any("TKIP" in v for v in values)]
+    assert conf["country_code"] == ["DE"]
+    assert conf["ieee80211d"] == ["1"]
+    assert conf["hw_mode"] == ["g"]
+    assert conf["channel"] == ["6"]
+    assert conf["ap_isolate"] == ["1"]
+    assert conf["interface"] == ["pan-wl0"]
+    assert "dynamic_vlan" not in conf
+    assert "wpa_psk_file" not in conf
+    assert not (tmp_path / "etc/hostapd/hostapd.wpa_psk").exists()
+    assert not list((tmp_path / "etc/systemd/network").glob("61-presence-vlan-*"))
+
+
+def test_band5_dfs_channel_and_wpa3(tmp_path: Path) -> None:
+    conf = _conf(render_scenario("band5_wpa3", tmp_path))
+    assert conf["hw_mode"] == ["a"]
+    assert conf["channel"] == ["100"]
+    assert conf["ieee80211h"] == ["1"]  # channel 100 is a DFS channel
+    assert conf["wpa_key_mgmt"] == ["WPA-PSK SAE"]
+    assert conf["ieee80211w"] == ["1"]
+    assert conf["interface"] == ["wlan0"]
+
+
+def test_raw_psk_goes_in_as_wpa_psk(tmp_path: Path) -> None:
+    variables = load_scenario("ap_isolate")
+    variables["wifi"]["passphrase"] = "AB" * 32
+    out = render_inventory(write_inventory(variables, tmp_path / "inv.yml"), tmp_path / "out")
+    conf = _conf(out)
+    assert conf["wpa_psk"] == ["ab" * 32]
+    assert "wpa_passphrase" not in conf
+    assert hostapd_parse(out).accepted
+
+
+def test_vlan_per_camera_psk_file_vlan_ids_and_routes(tmp_path: Path) -> None:
+    out = render_scenario("vlan_per_camera", tmp_path)
+    conf = _conf(out)
+    assert conf["dynamic_vlan"] == ["1"]
+    assert conf["wpa_psk_file"] == ["/etc/hostapd/hostapd.wpa_psk"]
+    assert conf["vlan_file"] == ["/etc/hostapd/hostapd.vlan"]
+    assert conf["vlan_bridge"] == ["brvlan"]
+    psk_lines = [
+        line
+        for line in (out / "etc/hostapd/hostapd.wpa_psk").read_text().splitlines()
+        if line and not line.startswith("#")
+    ]
+    # nord: derived 100 + host number 11; sued: explicit vlan_id and its own passphrase.
+    assert psk_lines == [
+        "vlanid=111 70:ee:50:00:00:01 correct-horse-battery",
+        "vlanid=42 70:ee:50:00:00:02 sued-only-passphrase",
+    ]
+    assert (out / "etc/hostapd/hostapd.wpa_psk").stat().st_mode & 0o777 == 0o600
+    assert (out / "etc/hostapd/hostapd.conf").stat().st_mode & 0o777 == 0o600
+    vlan_lines = [
+        line
+        for line in (out / "etc/hostapd/hostapd.vlan").read_text().splitlines()
+        if line and not line.startswith("#")
+    ]
+    assert vlan_lines == ["* pan-wl0.#"]
+    nord = (out / "etc/systemd/network/61-presence-vlan-nord.network").read_text()
+    assert "Name=brvlan111" in nord
+    assert "Address=10.203.64.1/32" in nord
+    assert "Destination=10.203.64.11/32" in nord
+    sued = (out / "etc/systemd/network/61-presence-vlan-sued.network").read_text()
+    assert "Name=brvlan42" in sued
+    assert "Destination=10.203.64.12/32" in sued
+    nm = (out / "etc/NetworkManager/conf.d/60-presence-appliance.conf").read_text()
+    assert (
+        "unmanaged-devices=interface-name:pan-wl0;interface-name:pan-wl0.*;interface-name:brvlan*"
+        in nm
+    )
+
+
+def test_camera_list_edit_leaves_hostapd_conf_untouched(tmp_path: Path) -> None:
+    """A hostapd restart drops every camera: a camera edit must not change its restart files."""
+    before = render_scenario("vlan_per_camera", tmp_path / "before")
+    variables = load_scenario("vlan_per_camera")
+    edited = copy.deepcopy(variables)
+    edited["cameras"][0]["mac"] = "70:ee:50:00:00:99"
+    edited["cameras"].append(
+        {
+            "name": "west",
+            "mac": "70:ee:50:00:00:03",
+            "ip": "10.203.64.13",
+            "secure_id": "0123456789abcdef0123456789abcdef",
+            "cloud": "block",
+        }
+    )
+    after = render_inventory(write_inventory(edited, tmp_path / "inv.yml"), tmp_path / "after")
+    for restart_file in (
+        "etc/hostapd/hostapd.conf",
+        "etc/hostapd/hostapd.vlan",
+        "etc/default/hostapd",
+    ):
+        assert (before / restart_file).read_text() == (after / restart_file).read_text(), (
+            restart_file
+        )
+    assert (before / "etc/hostapd/hostapd.wpa_psk").read_text() != (
+        after / "etc/hostapd/hostapd.wpa_psk"
+    ).read_text()
+    assert "70:ee:50:00:00:99" in (after / "etc/hostapd/hostapd.wpa_psk").read_text()
+    assert (after / "etc/systemd/network/61-presence-vlan-west.network").exists()
+
+
+def test_camera_interface_network_file_touches_only_the_camera_interface(tmp_path: Path) -> None:
+    out = render_scenario("ap_isolate", tmp_path)
+    files = sorted(p.name for p in (out / "etc/systemd/network").iterdir())
+    assert files == ["60-presence-camera.network"]
+    text = (out / "etc/systemd/network/60-presence-camera.network").read_text()
+    assert re.findall(r"^Name=(.*)$", text, flags=re.M) == ["pan-wl0"]
+    assert "Address=10.203.64.1/24" in text
+    assert "RequiredForOnline=no" in text
+
+
+def test_every_template_starts_with_the_managed_header() -> None:
+    templates = [
+        t
+        for role in ("access_point", "dhcp", "ntp")
+        for t in (REPO / "roles" / role).glob("templates/**/*.j2")
+    ]
+    assert len(templates) >= 11
+    for template in templates:
+        assert template.read_text().startswith("{{ ansible_managed | comment }}"), template
+
+
+def _run_preflight(
+    tmp_path: Path, variables: dict[str, object]
+) -> subprocess.CompletedProcess[str]:
+    """Run only the role's preflight checks on localhost (no changes are made)."""
+    playbook = tmp_path / "preflight.yml"
+    playbook.write_text(
+        yaml.safe_dump(
+            [
+                {
+                    "name": "Preflight",
+                    "hosts": "localhost",
+                    "gather_facts": False,
+                    "vars": variables,
+                    "tasks": [
+                        {
+                            "name": "Run the access point checks",
+                            "ansible.builtin.include_role": {
+                                "name": "access_point",
+                                "tasks_from": "preflight.yml",
+                            },
+                        }
+                    ],
+                }
+            ]
+        )
+    )
+    return subprocess.run(
+        [
+            str(REPO / ".venv/bin/ansible-playbook"),
+            "-i",
+            "localhost,",
+            "-c",
+            "local",
+            "-e",
+            f"ansible_python_interpreter={REPO / '.venv/bin/python'}",
+            str(playbook),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"ANSIBLE_ROLES_PATH": str(REPO / "roles"), "PATH": "/usr/bin:/bin:/usr/sbin:/sbin"},
+    )
+
+
+def test_preflight_passes_a_good_inventory(tmp_path: Path) -> None:
+    variables = load_scenario("vlan_per_camera")
+    variables["appliance_lab"] = True  # no radio here: the AP/VLAN driver check is the lab's skip
+    result = _run_preflight(tmp_path, variables)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "skipping the AP/VLAN driver check" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"wifi": {"channel": 36}}, "wifi.channel 36 does not fit wifi.band 2.4"),
+        ({"wifi": {"band": 5, "channel": 6}}, "wifi.channel 6 does not fit wifi.band 5"),
+        ({"wifi": {"wpa3": True}}, "cannot be combined with wifi.isolation: vlan_per_camera"),
+        ({"cameras": {1: {"vlan_id": 111}}}, "cameras[0] (nord): VLAN id 111"),
+        ({"appliance_lab": False}, "is not a Wi-Fi interface"),
+    ],
+)
+def test_preflight_names_the_problem(
+    tmp_path: Path, change: dict[str, object], message: str
+) -> None:
+    variables = load_scenario("vlan_per_camera")
+    variables["appliance_lab"] = True
+    for key, value in change.items():
+        if key == "cameras":
+            for index, fields in value.items():  # type: ignore[attr-defined]
+                variables["cameras"][index].update(fields)
+        elif isinstance(value, dict):
+            variables[key].update(value)
+        else:
+            variables[key] = value
+    result = _run_preflight(tmp_path, variables)
+    assert result.returncode != 0
+    assert message in result.stdout, result.stdout
+    assert "correct-horse-battery" not in result.stdout + result.stderr
