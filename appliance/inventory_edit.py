@@ -14,6 +14,7 @@ import json
 import os
 import re
 import tempfile
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -435,7 +436,9 @@ def next_free_ip(appliance_vars: dict[str, Any], taken: Iterable[str] = ()) -> s
 
 def slugify(text: str, taken: Iterable[str] = ()) -> str:
     """A camera name [a-z0-9-]{1,32} from free text, unique among TAKEN."""
-    base = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:32].strip("-") or "camera"
+    # Accented letters keep their base letter: "Allée" -> "allee".
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    base = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")[:32].strip("-") or "camera"
     taken = set(taken)
     name, n = base, 2
     while name in taken:
@@ -503,6 +506,17 @@ def camera_fields(
     return fields
 
 
+def add_camera_to(
+    doc: InventoryDocument,
+    camera: dict[str, Any],
+    host: str | None = None,
+    vault_password_file: str | None = None,
+) -> None:
+    """Append CAMERA to the list of HOST (default: the only appliance) in DOC."""
+    target = doc.camera_list(doc.pick_host(host))
+    doc.append_camera(target, camera_fields(camera, vault_password_file))
+
+
 def add_camera(
     path: Path,
     camera: dict[str, Any],
@@ -511,8 +525,7 @@ def add_camera(
 ) -> str:
     """Append CAMERA to the list of HOST (default: the only appliance); return the new text."""
     doc = InventoryDocument(path)
-    target = doc.camera_list(doc.pick_host(host))
-    doc.append_camera(target, camera_fields(camera, vault_password_file))
+    add_camera_to(doc, camera, host, vault_password_file)
     return doc.text
 
 
@@ -532,6 +545,18 @@ def set_camera(
 ) -> str:
     """Set keys of camera NAME (kept in place; new keys go at the end of its entry)."""
     doc = InventoryDocument(path)
+    set_camera_in(doc, name, changes, host, vault_password_file)
+    return doc.text
+
+
+def set_camera_in(
+    doc: InventoryDocument,
+    name: str,
+    changes: dict[str, Any],
+    host: str | None = None,
+    vault_password_file: str | None = None,
+) -> None:
+    path = doc.path
     for key, value in changes.items():
         cameras, index = doc.find_camera(name, host)
         item = cameras.seq.value[index]  # type: ignore[union-attr]
@@ -553,4 +578,3 @@ def set_camera(
             )
         if key == "name":
             name = str(value)
-    return doc.text
