@@ -77,9 +77,9 @@ def build_pi_network(pi: Pi, plan: LabPlan, state: LabState) -> None:
     ip("addr", "add", f"{pi.address}/24", "dev", "eth0", netns=pi.netns)
     ip("link", "set", "eth0", "up", netns=pi.netns)
     ip("route", "add", "default", "via", topo.LAN_GATEWAY, netns=pi.netns)
-    if plan.isolation == "ap_isolate":
-        ip("link", "add", "wlan0", "type", "bridge", netns=pi.netns)
-        ip("link", "set", "wlan0", "up", netns=pi.netns)
+    # The radio's interface exists in both isolation modes (hostapd's `interface=wlan0`).
+    ip("link", "add", "wlan0", "type", "bridge", netns=pi.netns)
+    ip("link", "set", "wlan0", "up", netns=pi.netns)
 
 
 def build_camera_link(cam: Camera, pi: Pi, plan: LabPlan, state: LabState) -> None:
@@ -87,7 +87,8 @@ def build_camera_link(cam: Camera, pi: Pi, plan: LabPlan, state: LabState) -> No
 
     ap_isolate: the Pi's end is a port of the wlan0 bridge with port isolation on, which
     is what hostapd's ap_isolate does between stations. vlan_per_camera: the Pi's end is
-    a plain interface named like hostapd's dynamic VLAN interface (wlan0.<vlanid>).
+    interface named like hostapd's dynamic VLAN interface (wlan0.<vid>) in the bridge
+    hostapd would put it in (brvlan<vid>, the access_point role's vlan_bridge).
     """
     add_namespace(cam.netns, state)
     ip(
@@ -105,8 +106,14 @@ def build_camera_link(cam: Camera, pi: Pi, plan: LabPlan, state: LabState) -> No
         cam.netns,
     )
     ip("link", "set", "wlan0", "address", cam.mac, "up", netns=cam.netns)
+    if (
+        cam.bridge != "wlan0"
+        and ip("link", "show", cam.bridge, netns=pi.netns, check=False).returncode != 0
+    ):
+        ip("link", "add", cam.bridge, "type", "bridge", netns=pi.netns)
+        ip("link", "set", cam.bridge, "up", netns=pi.netns)
+    ip("link", "set", cam.pi_port, "master", cam.bridge, netns=pi.netns)
     if plan.isolation == "ap_isolate":
-        ip("link", "set", cam.pi_port, "master", "wlan0", netns=pi.netns)
         run(["bridge", "-n", pi.netns, "link", "set", "dev", cam.pi_port, "isolated", "on"])
     ip("link", "set", cam.pi_port, "up", netns=pi.netns)
 

@@ -21,6 +21,8 @@ VPN_PORTS = (500, 4500)
 
 MAX_PIS = 8  # camera subnets 10.203.16.0/24 .. 10.203.23.0/24
 MAX_CAMERAS = 80  # per Pi: reserved addresses .11 .. .90, below the DHCP range .100-.199
+# The access_point role's default VLAN id of a camera: base + host number of its address.
+VLAN_BASE = 100
 
 
 @dataclass(frozen=True)
@@ -33,7 +35,8 @@ class Camera:
     netns: str
     mac: str
     ip: str
-    pi_port: str  # the veth end in the Pi's namespace (a port of the wlan0 bridge)
+    pi_port: str  # the veth end in the Pi's namespace
+    bridge: str  # the bridge pi_port belongs to: wlan0, or brvlan<vid> (vlan_per_camera)
 
 
 @dataclass(frozen=True)
@@ -108,8 +111,13 @@ def make_plan(
         cams = []
         for j in range(1, cameras + 1):
             number += 1
-            # hostapd names a dynamic VLAN interface <iface>.<vlanid> (vlan_naming=1).
-            port = f"wlan0.{10 + j}" if isolation == "vlan_per_camera" else f"wl-cam{number}"
+            if isolation == "vlan_per_camera":
+                # What hostapd (dynamic_vlan, vlan_file `* wlan0.#`) would create when the
+                # camera associates: wlan0.<vid>, inside bridge brvlan<vid> (the role's name).
+                vid = VLAN_BASE + 10 + j
+                port, bridge = f"wlan0.{vid}", f"brvlan{vid}"
+            else:
+                port, bridge = f"wl-cam{number}", "wlan0"
             cams.append(
                 Camera(
                     name=f"cam{number}",
@@ -119,6 +127,7 @@ def make_plan(
                     mac=f"70:ee:50:00:{k:02x}:{j:02x}",
                     ip=f"{prefix}.{10 + j}",
                     pi_port=port,
+                    bridge=bridge,
                 )
             )
         result.append(

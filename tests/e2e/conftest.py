@@ -69,10 +69,18 @@ class LabSession:
             check=False,
         )
 
-    def ensure_up(self) -> Lab:
-        if not is_up(LabState.load(self.root)):
+    def ensure_up(self, pis: int = 1, cameras: int = 2, isolation: str = "ap_isolate") -> Lab:
+        """The lab with this shape, brought up (or rebuilt) when it is not already running."""
+        state = LabState.load(self.root)
+        wanted = {"pis": pis, "cameras": cameras, "isolation": isolation}
+        current = {k: state.data.get("plan", {}).get(k) for k in wanted}
+        if not is_up(state) or current != wanted:
             started = time.monotonic()
-            result = self.command("up")
+            if is_up(state):
+                self.ensure_down()
+            result = self.command(
+                "up", "--pis", str(pis), "--cameras", str(cameras), "--isolation", isolation
+            )
             self.up_seconds = time.monotonic() - started
             if result.returncode != 0:
                 pytest.fail(f"lab up failed:\n{result.stdout}\n{result.stderr}", pytrace=False)

@@ -76,7 +76,7 @@ def test_pi_network_layout(lab: Lab) -> None:
     assert "bridge" in lab.run_in("pi", "ip", "-d", "link", "show", "wlan0").stdout
     for cam in lab.plan.cameras:
         port = lab.run_in("pi", "bridge", "-d", "link", "show", "dev", cam.pi_port).stdout
-        assert "master wlan0" in port and "isolated on" in port, port
+        assert f"master {cam.bridge}" in port and "isolated on" in port, port
         link = lab.run_in(cam.netns, "ip", "-o", "link", "show", "wlan0").stdout
         assert cam.mac in link
 
@@ -136,9 +136,7 @@ def test_vpn_stand_in_and_sink_count_packets(lab: Lab) -> None:
     assert after["vpn"][4500] == before["vpn"].get(4500, 0) + 1
     assert after["vpn"][500] == before["vpn"].get(500, 0) + 1
     sink = after["by_destination"]
-    assert (
-        sink["10.203.9.9/udp/5353"] == before["by_destination"].get("10.203.9.9/udp/5353", 0) + 1
-    )
+    assert sink["10.203.9.9/udp/5353"] == before["by_destination"].get("10.203.9.9/udp/5353", 0) + 1
 
 
 def test_hostapd_stand_in_rejects_a_broken_config(lab: Lab) -> None:
@@ -277,3 +275,72 @@ def test_down_after_a_killed_up_leaves_nothing(lab_session: LabSession, kill_aft
     # and the next `up` works
     lab_session.ensure_up()
     assert lab_session.handle.pi_exec("true").returncode == 0
+
+
+@pytest.mark.lab_lifecycle
+def test_two_pis_each_with_their_own_camera_network(lab_session: LabSession) -> None:
+    lab = lab_session.ensure_up(pis=2, cameras=1)
+    hosts = lab.inventory["all"]["children"]["appliances"]["hosts"]
+    assert {h: v["ansible_host"] for h, v in hosts.items()} == {
+        "lab-pi1": "10.203.1.2",
+        "lab-pi2": "10.203.1.3",
+    }
+    assert hosts["lab-pi2"]["camera_network"]["address"] == "10.203.17.1/24"
+    assert [c["ip"] for c in hosts["lab-pi2"]["cameras"]] == ["10.203.17.11"]
+    ping = lab.ansible("-m", "ansible.builtin.ping")
+    assert ping.stdout.count("SUCCESS") == 2, ping.stdout
+    assert lab.pi_exec("hostname", pi="pi2").stdout.strip() == "lab-pi2"
+    valid = lab.cli("validate", "-i", str(lab.inventory_path), netns=None, timeout=120)
+    assert valid.returncode == 0, valid.stdout + valid.stderr
+
+
+@pytest.mark.lab_lifecycle
+def test_camera_agent_takes_its_reserved_lease_and_serves_the_emulator(
+    lab_session: LabSession, tmp_path: Path
+) -> None:
+    """Before any install: the host's dnsmasq in the Pi's namespace stands in for the dhcp
+    role, so this tests the lab's side only (links, MACs, udhcpc agent, lease file)."""
+    lab_session.ensure_down()
+    lab = lab_session.ensure_up()
+    cams = lab.inventory["all"]["children"]["appliances"]["vars"]["cameras"]
+    conf = tmp_path / "dnsmasq.conf"
+    conf.write_text(
+        "interface=wlan0\nbind-interfaces\nport=0\n"
+        "dhcp-range=10.203.16.100,10.203.16.199,2m\n"
+        "dhcp-option=option:ntp-server,10.203.16.1\n"
+        f"dhcp-leasefile={tmp_path / 'leases'}\npid-file={tmp_path / 'pid'}\n"
+        + "".join(f"dhcp-host={c['mac']},{c['ip']}\n" for c in cams)
+    )
+    lab.run_in("pi", "ip", "addr", "add", "10.203.16.1/24", "dev", "wlan0")
+    dnsmasq = subprocess.Popen(
+        ["ip", "netns", "exec", "pa-pi", "dnsmasq", "--keep-in-foreground", f"--conf-file={conf}"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        for cam in cams:
+            lease = lab.wait_camera_lease(cam["name"], timeout=60)
+            assert lease["ip"] == cam["ip"]
+            assert lease["router"] == "10.203.16.1"
+            assert lease["ntpsrv"] == ["10.203.16.1"]
+        # the emulator answers on the leased address with the inventory's secure id
+        cam = cams[0]
+        url = f"http://{cam['ip']}/{cam['secure_id']}/command/ping"
+        deadline = time.monotonic() + 30
+        body = ""
+        while time.monotonic() < deadline and '"local_url"' not in body:
+            fetch = (
+                f"import urllib.request as u; print(u.urlopen({url!r}, timeout=3).read().decode())"
+            )
+            body = lab.run_in("pi", "python3", "-c", fetch, check=False).stdout
+            time.sleep(0.5)
+        assert '"local_url"' in body and cam["ip"] in body
+        # ap_isolate stand-in: one camera cannot reach another
+        other = lab.run_in("cam-cam1", "ping", "-c", "1", "-W", "1", cams[1]["ip"], check=False)
+        assert other.returncode != 0
+        assert lab.run_in("cam-cam1", "ping", "-c", "1", "-W", "2", "10.203.16.1").returncode == 0
+    finally:
+        dnsmasq.terminate()
+        dnsmasq.wait(10)
+        lab_session.ensure_down()
