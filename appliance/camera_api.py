@@ -113,6 +113,14 @@ class CameraClient:
                 response = await self.client.send(
                     request, auth=self.target.auth or httpx.USE_CLIENT_DEFAULT, stream=True
                 )
+                if response.status_code == 401 and self.target.via_proxy:
+                    await response.aclose()
+                    # Every other request would be refused the same way.
+                    raise CameraError(
+                        "the Pi refused the web login (HTTP 401): check web.users in the inventory",
+                        unreachable=True,
+                        status=401,
+                    )
                 try:
                     body = bytearray()
                     async for chunk in response.aiter_bytes():
@@ -151,7 +159,8 @@ class CameraClient:
         for cause in causes:
             if isinstance(cause, ssl.SSLCertVerificationError):
                 if "mismatch" in (cause.verify_message or "").lower():
-                    return "TLS failure: the Pi's certificate does not name this address"
+                    name = self.target.server_name or urlsplit(self.target.base_url).hostname
+                    return f"TLS failure: the Pi's certificate does not name {name}"
                 return "TLS failure: the Pi's certificate is not the pinned/trusted one"
             if isinstance(cause, ssl.SSLError):
                 return f"TLS failure: {self.target.scrub(cause.reason or str(cause))}"
@@ -197,8 +206,15 @@ class CameraClient:
         started = time.perf_counter()
         status, data = await self.command("ping")
         elapsed_ms = (time.perf_counter() - started) * 1000
+        if status in (502, 504) and self.target.via_proxy:
+            # nginx's own answer: the camera is down behind the Pi; the media would wait too.
+            raise CameraError(
+                f"ping: the Pi could not reach the camera (HTTP {status})",
+                unreachable=True,
+                status=status,
+            )
         if status != 200:
-            raise self._fail("ping", f"HTTP {status}", status)
+            raise self._fail("ping", _error_text(status, data), status)
         if not isinstance(data, dict) or not isinstance(data.get("local_url"), str):
             raise self._fail("ping", "answer has no local_url")
         self._check_local_url(data["local_url"])
@@ -209,8 +225,10 @@ class CameraClient:
         parts = urlsplit(local_url)
         segments = [s for s in parts.path.split("/") if s]
         host = parts.hostname or ""
-        if self.target.via_proxy and host != self.target.address:
-            # The proxy may rewrite local_url to hide the secure id; nothing left to compare.
+        if self.target.via_proxy and not host:
+            # The web role rewrites local_url to the camera's proxy path (hiding the secure id).
+            if parts.path.rstrip("/") != f"/cameras/{self.target.name}":
+                raise self._fail("ping", "the answer names another camera of the proxy")
             return
         if host != self.target.address:
             raise self._fail(
@@ -294,7 +312,8 @@ class CameraClient:
         )
         if status == 200 and not (isinstance(data, dict) and "error" in data):
             return True
-        if status == 409 and _error_code(data) == 7:
+        # The camera says 409 code 7; through the proxy nginx swaps in its own 409 page.
+        if status == 409 and (_error_code(data) == 7 or self.target.via_proxy):
             return False
         raise self._fail("changestatus", _error_text(status, data), status)
 
@@ -309,6 +328,9 @@ def _error_text(status: int, data: Any) -> str:
     if isinstance(data, dict) and isinstance(data.get("error"), dict):
         err = data["error"]
         return f"HTTP {status}, camera error {err.get('code')}: {err.get('message')}"
+    if isinstance(data, dict) and isinstance(data.get("error"), str):
+        # The Pi's proxy answers errors as {"error": "not found", "status": 404}.
+        return f"HTTP {status} ({data['error']})"
     if status != 200:
         return f"HTTP {status}"
     return "unexpected answer"

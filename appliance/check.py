@@ -133,7 +133,9 @@ def _tls_settings(inventory: Any, appliance: Any) -> tuple[ssl.SSLContext | bool
         raise TargetError(f"{pin}: not a usable certificate ({err.__class__.__name__})") from None
     # The pin is the Pi's own leaf certificate: trust it as an anchor by itself.
     context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
-    return context, None
+    # The web role's certificate always names web.server_name (its IP names depend on
+    # the Pi's uplink address, which need not be ansible_host): verify that name.
+    return context, web.get("server_name") or None
 
 
 def _web_login(appliance: Any) -> tuple[str, str]:
