@@ -143,6 +143,10 @@ class CameraClient:
             raise CameraError(
                 f"TLS failure: {self.target.scrub(str(err))}", unreachable=True
             ) from err
+        except httpx.InvalidURL:
+            raise CameraError(
+                "the inventory's address for this camera is not usable", unreachable=True
+            ) from None
         except OSError as err:
             raise CameraError(
                 f"network error: {self.target.scrub(str(err))}", unreachable=True

@@ -266,6 +266,12 @@ async def _check_all(
                 return CameraResult(
                     t.name, t.appliance, Step(False, reason), _not_tried(), _not_tried()
                 )
+            except Exception as err:  # one odd camera must not sink the whole report
+                t = camera.target
+                reason = t.scrub(f"unexpected error: {type(err).__name__}: {err}")
+                return CameraResult(
+                    t.name, t.appliance, Step(False, reason), _not_tried(), _not_tried()
+                )
 
     try:
         for appliance, camera in iter_cameras(inventory):
