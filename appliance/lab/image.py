@@ -11,7 +11,7 @@ from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
-from appliance.lab.run import LabError, run
+from appliance.lab.run import LabError, run, stop_recorded_group
 
 CACHE_ROOT = Path(os.environ.get("PA_LAB_CACHE", "/var/cache/presence-appliance/lab"))
 RELEASES = ("bookworm", "trixie")
@@ -138,20 +138,25 @@ def _prune_old(release: str, keep: Path) -> None:
             shutil.rmtree(old, ignore_errors=True)
 
 
-def cleanup_builds() -> None:
+def cleanup_builds() -> int:
     """Remove half-built images (an interrupted build), unmounting what they had mounted."""
     if not CACHE_ROOT.is_dir():
-        return
-    for build in CACHE_ROOT.glob(".build-*"):
+        return 0
+    builds = list(CACHE_ROOT.glob(".build-*"))
+    for build in builds:
+        # A build whose `lab up` was killed: stop what it still runs before removing it.
+        stop_recorded_group(build / "builder.pid")
         _unmount_under(build)
         shutil.rmtree(build, ignore_errors=True)
+    return len(builds)
 
 
 def _build(release: str, rootfs: Path, progress: Progress) -> None:
     mirror = debian_mirror()
+    rec = rootfs.parent / "builder.pid"
     rootfs.parent.mkdir(parents=True, exist_ok=True)
     progress(f"debootstrap {release} (minbase) ...")
-    run(["debootstrap", "--variant=minbase", release, rootfs, mirror], timeout=900)
+    run(["debootstrap", "--variant=minbase", release, rootfs, mirror], timeout=900, record=rec)
     policy = rootfs / "usr/sbin/policy-rc.d"
     # Services must not start inside the build chroot; removed again before the image is used.
     policy.write_text("#!/bin/sh\nexit 101\n")
@@ -164,7 +169,7 @@ def _build(release: str, rootfs: Path, progress: Progress) -> None:
             "LC_ALL": "C",
         }
         progress("apt-get update in the image ...")
-        run(["chroot", rootfs, "apt-get", "update", "-q"], timeout=600, env=env)
+        run(["chroot", rootfs, "apt-get", "update", "-q"], timeout=600, env=env, record=rec)
         progress(f"installing {len(PACKAGES)} packages in the image ...")
         run(
             [
@@ -179,10 +184,11 @@ def _build(release: str, rootfs: Path, progress: Progress) -> None:
             ],
             timeout=1800,
             env=env,
+            record=rec,
         )
-        run(["chroot", rootfs, "apt-get", "clean"], env=env)
+        run(["chroot", rootfs, "apt-get", "clean"], env=env, record=rec)
         # A fresh package cache, so roles whose apt tasks use cache_valid_time need no network.
-        run(["chroot", rootfs, "apt-get", "update", "-q"], timeout=600, env=env)
+        run(["chroot", rootfs, "apt-get", "update", "-q"], timeout=600, env=env, record=rec)
         progress("adding the pi user ...")
         run(
             [
@@ -197,11 +203,16 @@ def _build(release: str, rootfs: Path, progress: Progress) -> None:
                 "pi",
             ],
             env=env,
+            record=rec,
         )
         sudoers = rootfs / "etc/sudoers.d/010_pi-nopasswd"
         sudoers.write_text("pi ALL=(ALL) NOPASSWD: ALL\n")
         sudoers.chmod(0o440)
-        run(["chroot", rootfs, "visudo", "-cf", "/etc/sudoers.d/010_pi-nopasswd"], env=env)
+        run(
+            ["chroot", rootfs, "visudo", "-cf", "/etc/sudoers.d/010_pi-nopasswd"],
+            env=env,
+            record=rec,
+        )
     finally:
         _unmount_under(rootfs)
         policy.unlink(missing_ok=True)

@@ -202,7 +202,7 @@ def _down(lab: Path, state: LabState, progress: Progress) -> None:
     network.remove_host_link()
     for netns in namespaces:
         network.delete_namespace(netns)
-    image.cleanup_builds()
+    builds = image.cleanup_builds()
     for directory in (lab / "pis", lab / "cameras", lab / "wan"):
         if directory.is_dir() and not any(
             m.startswith(str(directory)) for m in _all_mount_points()
@@ -210,9 +210,11 @@ def _down(lab: Path, state: LabState, progress: Progress) -> None:
             shutil.rmtree(directory, ignore_errors=True)
     (lab / "inventory.yml").unlink(missing_ok=True)
     state.remove()
+    if builds:
+        progress(f"lab down: removed {builds} interrupted image build(s)")
     if namespaces or state.data.get("plan"):
         progress(f"lab down: removed {len(namespaces)} namespaces")
-    else:
+    elif not builds:
         progress("lab down: nothing to remove")
 
 
@@ -222,6 +224,7 @@ def _all_mount_points() -> list[str]:
 
 def status() -> dict[str, Any]:
     """What is up: Pis (booted state), cameras (leases), wan NTP, leftovers."""
+    require_root()
     lab = lab_dir()
     state = LabState.load(lab)
     plan = plan_from_state(state)
@@ -287,6 +290,7 @@ def leader_pid(host: str = "pi") -> int:
 
 def shell_argv(target: str, cmd: list[str]) -> list[str]:
     """The argument list for `lab shell TARGET [-- CMD]`."""
+    require_root()
     state = LabState.load()
     plan = plan_from_state(state)
     if not plan:
@@ -306,6 +310,7 @@ def shell_argv(target: str, cmd: list[str]) -> list[str]:
 
 def info() -> dict[str, Any]:
     """How to reach the dashboards from the host, and the lab's web login."""
+    require_root()
     lab = lab_dir()
     state = LabState.load(lab)
     plan = plan_from_state(state)

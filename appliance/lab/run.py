@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,29 +23,73 @@ def run(
     capture: bool = True,
     input_text: str | None = None,
     env: dict[str, str] | None = None,
+    record: Path | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run a command (no shell) and return it; raise LabError naming it when it fails."""
+    """Run a command (no shell) and return it; raise LabError naming it when it fails.
+
+    With RECORD, the command runs in its own process group whose id is written to RECORD
+    (`PID START`), so a later `lab down` can stop it and its children if we are killed.
+    """
     args = [str(c) for c in cmd]
     try:
-        proc = subprocess.run(
+        proc = subprocess.Popen(
             args,
-            input=input_text,
-            capture_output=capture,
+            stdin=subprocess.PIPE if input_text is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE if capture else None,
+            stderr=subprocess.PIPE if capture else None,
             text=True,
-            timeout=timeout,
-            check=False,
             env=env,
-            stdin=None if input_text is not None else subprocess.DEVNULL,
+            start_new_session=record is not None,
         )
-    except subprocess.TimeoutExpired as err:
-        raise LabError(f"`{' '.join(args[:4])}` did not finish within {timeout:.0f} s") from err
     except FileNotFoundError as err:
         raise LabError(f"`{args[0]}` is not installed") from err
-    if check and proc.returncode != 0:
-        detail = (proc.stderr or proc.stdout or "").strip().splitlines()
-        last = detail[-1] if detail else f"exit {proc.returncode}"
+    if record is not None:
+        record.write_text(f"{proc.pid} {_start_time(proc.pid)}\n")
+    try:
+        stdout, stderr = proc.communicate(input_text, timeout=timeout)
+    except subprocess.TimeoutExpired as err:
+        _kill(proc, group=record is not None)
+        raise LabError(f"`{' '.join(args[:4])}` did not finish within {timeout:.0f} s") from err
+    except BaseException:
+        _kill(proc, group=record is not None)
+        raise
+    finally:
+        if record is not None:
+            record.unlink(missing_ok=True)
+    result = subprocess.CompletedProcess(args, proc.returncode, stdout or "", stderr or "")
+    if check and result.returncode != 0:
+        detail = (result.stderr or result.stdout or "").strip().splitlines()
+        last = detail[-1] if detail else f"exit {result.returncode}"
         raise LabError(f"`{' '.join(args[:6])}` failed: {last}")
-    return proc
+    return result
+
+
+def _start_time(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except OSError:
+        return "0"
+
+
+def _kill(proc: subprocess.Popen[str], group: bool) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        if group:
+            os.killpg(proc.pid, signal.SIGKILL)
+        else:
+            proc.kill()
+    proc.wait()
+
+
+def stop_recorded_group(record: Path) -> None:
+    """Kill the process group written to RECORD by `run(record=...)` if it still is the same."""
+    try:
+        pid, start = record.read_text().split()
+    except (OSError, ValueError):
+        return
+    if _start_time(int(pid)) == start:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(int(pid), signal.SIGKILL)
+    record.unlink(missing_ok=True)
 
 
 def ip(
