@@ -15,7 +15,7 @@ import os
 import re
 import tempfile
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -208,6 +208,12 @@ class InventoryDocument:
             "add `cameras: []` under it (or under the group's vars) first"
         )
 
+    def hosts_using(self, cameras: CameraList) -> list[str]:
+        """The hosts whose effective camera list is CAMERAS (the group's may serve several)."""
+        if cameras.owner != "group":
+            return [cameras.owner]
+        return [h for h in self.hosts() if self.camera_list(h).owner == "group"]
+
     def pick_host(self, host: str | None) -> str:
         hosts = list(self.hosts())
         if host is not None:
@@ -242,7 +248,10 @@ class InventoryDocument:
                     found[cameras.seq.start_mark.index] = (cameras, index)
         if not found:
             listed = ", ".join(sorted(names)) or "none"
-            raise EditError(f"{self.path}: no camera {name!r} (cameras: {listed})")
+            hint = ""
+            if any((self.path.parent / d).is_dir() for d in ("group_vars", "host_vars")):
+                hint = "; cameras listed in group_vars/ or host_vars/ files must be edited by hand"
+            raise EditError(f"{self.path}: no camera {name!r} (cameras: {listed}){hint}")
         if len(found) > 1:
             raise EditError(f"{self.path}: camera {name!r} is in several lists; choose with --host")
         return next(iter(found.values()))
@@ -452,7 +461,46 @@ def slugify(text: str, taken: Iterable[str] = ()) -> str:
 # Validate, then write
 
 
-def _problems(path: Path, vault_password_file: str | None) -> list[str]:
+# What an edit must have achieved, checked on the edited inventory as Ansible loads it
+# (a list in group_vars/ or host_vars/ files would shadow the inline one we edited).
+Expectation = Callable[[Any], "str | None"]
+
+
+def expect_camera(
+    hosts: list[str], name: str, present: bool = True, values: dict[str, Any] | None = None
+) -> Expectation:
+    """An Expectation: camera NAME is (not) among the cameras of HOSTS, with VALUES."""
+
+    def check(inventory: Any) -> str | None:
+        for appliance in inventory.appliances:
+            if appliance.name not in hosts:
+                continue
+            cameras = [c for c in appliance.vars.get("cameras") or [] if isinstance(c, dict)]
+            match = next((c for c in cameras if c.get("name") == name), None)
+            took = (match is not None) == present and all(
+                match is not None and str(match.get(k)) == str(v) for k, v in (values or {}).items()
+            )
+            if not took:
+                return (
+                    f"{appliance.name}: the edit does not show in the cameras Ansible sees; "
+                    "they come from group_vars/ or host_vars/ files, which camera commands "
+                    "do not edit: edit those by hand"
+                )
+        return None
+
+    return check
+
+
+def all_of(*expectations: Expectation) -> Expectation:
+    def check(inventory: Any) -> str | None:
+        return next((m for e in expectations if (m := e(inventory))), None)
+
+    return check
+
+
+def _problems(
+    path: Path, vault_password_file: str | None, expect: Expectation | None = None
+) -> list[str]:
     from appliance.inventory import InventoryError, load_inventory
     from appliance.schema import validate
 
@@ -460,14 +508,22 @@ def _problems(path: Path, vault_password_file: str | None) -> list[str]:
         inventory = load_inventory(path, vault_password_file)
     except InventoryError as err:
         return [str(err)]
-    return [str(p) for p in validate(inventory) if p.severity == "error"]
+    problems = [str(p) for p in validate(inventory) if p.severity == "error"]
+    missed = expect(inventory) if expect else None
+    return problems + ([missed] if missed else [])
 
 
-def save(path: Path, new_text: str, vault_password_file: str | None = None) -> None:
+def save(
+    path: Path,
+    new_text: str,
+    vault_password_file: str | None = None,
+    expect: Expectation | None = None,
+) -> None:
     """Validate NEW_TEXT as the inventory at PATH, then replace PATH with it atomically.
 
     Refuses (EditError naming PATH and the problem; nothing written) when the edit adds
-    a schema error that the file did not already have.
+    a schema error that the file did not already have, or when EXPECT finds that the
+    edit does not show in the variables Ansible computes.
     """
     before = set(_problems(path, vault_password_file))
     # Next to the inventory, so group_vars/ and host_vars/ still apply to it.
@@ -478,7 +534,9 @@ def save(path: Path, new_text: str, vault_password_file: str | None = None) -> N
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(new_text)
-        after = [p.replace(str(tmp), str(path)) for p in _problems(tmp, vault_password_file)]
+        after = [
+            p.replace(str(tmp), str(path)) for p in _problems(tmp, vault_password_file, expect)
+        ]
         new = [p for p in after if p not in before]
         if new:
             more = f" (and {len(new) - 1} more)" if len(new) > 1 else ""

@@ -253,11 +253,13 @@ def write_atomically(path: Path, data: bytes, mode: int = 0o644) -> None:
 # The camera list in the inventory
 
 
-def edit_inventory(inventory_path: str, vault_password_file: str | None, new_text: str) -> None:
-    """Validate and write; exit 1 with one line when the edit is refused."""
+def edit_inventory(
+    inventory_path: str, vault_password_file: str | None, new_text: str, expect: Any = None
+) -> None:
+    """Validate and write (EditError, turned into exit 1 by _edit_errors, when refused)."""
     from appliance.inventory_edit import save
 
-    save(Path(inventory_path), new_text, vault_password_file)
+    save(Path(inventory_path), new_text, vault_password_file, expect)
 
 
 APPLY_HINT = "run `presence-appliance install` to apply it"
@@ -333,7 +335,12 @@ def add(
     cloud: str,
 ) -> None:
     """Add camera NAME to the inventory (validated before the file is written)."""
-    from appliance.inventory_edit import InventoryDocument, add_camera, next_free_ip
+    from appliance.inventory_edit import (
+        InventoryDocument,
+        add_camera,
+        expect_camera,
+        next_free_ip,
+    )
 
     inventory = load_for_cameras(inventory_path, vault_password_file)
     host = InventoryDocument(Path(inventory_path)).pick_host(host)
@@ -347,7 +354,8 @@ def add(
         "cloud": cloud,
     }
     text = add_camera(Path(inventory_path), camera_entry, host, vault_password_file)
-    edit_inventory(inventory_path, vault_password_file, text)
+    expect = expect_camera([host], name, values={"mac": mac.lower(), "ip": ip})
+    edit_inventory(inventory_path, vault_password_file, text, expect)
     click.echo(
         f"{inventory_path}: added camera {name} ({mac.lower()}, {ip}) to {host}; {APPLY_HINT}"
     )
@@ -363,10 +371,14 @@ def remove(
     inventory_path: str, vault_password_file: str | None, host: str | None, name: str
 ) -> None:
     """Remove camera NAME from the inventory."""
-    from appliance.inventory_edit import remove_camera
+    from appliance.inventory_edit import InventoryDocument, expect_camera
 
-    text = remove_camera(Path(inventory_path), name, host)
-    edit_inventory(inventory_path, vault_password_file, text)
+    doc = InventoryDocument(Path(inventory_path))
+    cameras, index = doc.find_camera(name, host)
+    hosts = doc.hosts_using(cameras)
+    doc.remove_camera(cameras, index)
+    expect = expect_camera(hosts, name, present=False)
+    edit_inventory(inventory_path, vault_password_file, doc.text, expect)
     click.echo(f"{inventory_path}: removed camera {name}; {APPLY_HINT}")
 
 
@@ -408,11 +420,19 @@ def set_keys(
     assignments: tuple[str, ...],
 ) -> None:
     """Change keys of camera NAME, e.g. `ip=10.42.0.20 cloud=allow`."""
-    from appliance.inventory_edit import SECRET_KEYS, set_camera
+    from appliance.inventory_edit import (
+        SECRET_KEYS,
+        InventoryDocument,
+        expect_camera,
+        set_camera_in,
+    )
 
     changes = parse_assignments(assignments)
-    text = set_camera(Path(inventory_path), name, changes, host, vault_password_file)
-    edit_inventory(inventory_path, vault_password_file, text)
+    doc = InventoryDocument(Path(inventory_path))
+    hosts = doc.hosts_using(doc.find_camera(name, host)[0])
+    set_camera_in(doc, name, changes, host, vault_password_file)
+    expect = expect_camera(hosts, str(changes.get("name", name)), values=changes)
+    edit_inventory(inventory_path, vault_password_file, doc.text, expect)
     shown = ", ".join(
         f"{k}=<hidden>" if k in SECRET_KEYS else f"{k}={v}" for k, v in changes.items()
     )

@@ -139,6 +139,8 @@ def _write(
         EditError,
         InventoryDocument,
         add_camera_to,
+        all_of,
+        expect_camera,
         save,
         set_camera_in,
     )
@@ -152,8 +154,15 @@ def _write(
             set_camera_in(doc, name, {"secure_id": camera.secure_id}, target, vault_password_file)
         for _, entry in plan.added:
             add_camera_to(doc, entry, target, vault_password_file)
+        expectations = [
+            expect_camera([target], name, values={"secure_id": camera.secure_id})
+            for camera, name in plan.updated
+        ] + [
+            expect_camera([target], entry["name"], values={"mac": entry["mac"]})
+            for _, entry in plan.added
+        ]
         if plan.added or plan.updated:
-            save(path, doc.text, vault_password_file)
+            save(path, doc.text, vault_password_file, all_of(*expectations))
     except (EditError, InventoryError) as err:
         fail(str(err), EXIT_INVALID)
     for _, entry in plan.added:

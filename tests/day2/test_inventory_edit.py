@@ -269,3 +269,29 @@ def test_helpers():
     assert next_free_ip(net, taken={"10.42.0.12"}) == "10.42.0.13"
     with pytest.raises(EditError, match="no free address"):
         next_free_ip(net, taken={f"10.42.0.{i}" for i in range(12, 15)})
+
+
+def test_cameras_in_group_vars_files_are_not_shadowed(inventory, vault):
+    """A `cameras:` list in group_vars/appliances.yml wins over the inline one: an edit
+    of the inline list would not count, so it is refused."""
+    text = inventory.read_text()
+    start = text.index("        cameras:\n")
+    # Move the camera list (the rest of the file) into group_vars/appliances.yml.
+    cameras_block = text[start:]
+    inventory.write_text(text[:start])
+    (inventory.parent / "group_vars").mkdir()
+    (inventory.parent / "group_vars" / "appliances.yml").write_text(
+        "\n".join(line[8:] for line in cameras_block.splitlines()) + "\n"
+    )
+    code, output = cli(inventory, vault, "list")
+    assert code == 0 and "drive" in output  # Ansible sees them
+    before = inventory.read_bytes()
+    code, output = cli(
+        inventory, vault, "add", "porch", "--mac", "70:ee:50:00:00:04", "--secure-id", "ab" * 16
+    )
+    assert code == 1
+    assert "they come from group_vars/ or host_vars/ files" in output
+    assert inventory.read_bytes() == before
+    code, output = cli(inventory, vault, "remove", "drive")
+    assert code == 1
+    assert "must be edited by hand" in output
