@@ -22,10 +22,16 @@ def _compare(path: str, schema: dict[str, Any], spec: dict[str, Any], problems: 
         where = f"{path}{key}"
         if declared.get("type", "str") != expected["type"]:
             problems.append(f"{where}: type {declared.get('type')} != schema {expected['type']}")
-        if expected.get("choices") and sorted(map(str, declared.get("choices", []))) != sorted(map(str, expected["choices"])):
-            problems.append(f"{where}: choices {declared.get('choices')} != schema {expected['choices']}")
+        if expected.get("choices") and sorted(map(str, declared.get("choices", []))) != sorted(
+            map(str, expected["choices"])
+        ):
+            problems.append(
+                f"{where}: choices {declared.get('choices')} != schema {expected['choices']}"
+            )
         if expected.get("elements") and declared.get("elements") != expected["elements"]:
-            problems.append(f"{where}: elements {declared.get('elements')} != schema {expected['elements']}")
+            problems.append(
+                f"{where}: elements {declared.get('elements')} != schema {expected['elements']}"
+            )
         if declared.get("required") and not expected.get("required"):
             problems.append(f"{where}: required in the role but optional in the schema")
         if "options" in declared and "options" in expected:
@@ -49,5 +55,7 @@ def test_every_schema_key_is_declared_by_some_role() -> None:
     for role in ROLES:
         spec_file = REPO / "roles" / role / "meta" / "argument_specs.yml"
         if spec_file.exists():
-            declared |= set(yaml.safe_load(spec_file.read_text())["argument_specs"]["main"]["options"])
+            declared |= set(
+                yaml.safe_load(spec_file.read_text())["argument_specs"]["main"]["options"]
+            )
     assert set(SCHEMA) <= declared, f"no role declares {sorted(set(SCHEMA) - declared)}"

@@ -19,7 +19,21 @@ def installed_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("wheel")
     # Build from a copy so the checkout's build/ and egg-info are untouched.
     source = root / "src"
-    shutil.copytree(REPO, source, symlinks=True, ignore=shutil.ignore_patterns(".venv", ".git", "lab", "test-artifacts", "build", "*.egg-info", "__pycache__", ".hypothesis"))
+    shutil.copytree(
+        REPO,
+        source,
+        symlinks=True,
+        ignore=shutil.ignore_patterns(
+            ".venv",
+            ".git",
+            "lab",
+            "test-artifacts",
+            "build",
+            "*.egg-info",
+            "__pycache__",
+            ".hypothesis",
+        ),
+    )
     venv = root / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     subprocess.run(
@@ -40,14 +54,28 @@ def test_console_command_renders_from_elsewhere(installed_venv: Path, tmp_path: 
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     command = installed_venv / "bin" / "presence-appliance"
     result = subprocess.run(
-        [str(command), "render", "-i", str(inventory), "--out", "out"], cwd=workdir, env=env, capture_output=True, text=True, timeout=120
+        [str(command), "render", "-i", str(inventory), "--out", "out"],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
     rendered = [p for p in (workdir / "out").rglob("*") if p.is_file()]
     assert rendered, "render wrote nothing"
     # the content came from the installed package, not from this checkout
     location = subprocess.run(
-        [str(installed_venv / "bin" / "python"), "-c", "import appliance; print(appliance.__file__)"], cwd=workdir, env=env, capture_output=True, text=True, timeout=60
+        [
+            str(installed_venv / "bin" / "python"),
+            "-c",
+            "import appliance; print(appliance.__file__)",
+        ],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     ).stdout
     assert str(installed_venv) in location
     assert not str(REPO) in location
@@ -56,7 +84,12 @@ def test_console_command_renders_from_elsewhere(installed_venv: Path, tmp_path: 
 
 
 def test_wheel_help_is_fast_and_lists_commands(installed_venv: Path) -> None:
-    result = subprocess.run([str(installed_venv / "bin" / "presence-appliance"), "--help"], capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [str(installed_venv / "bin" / "presence-appliance"), "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0
     for command in ("validate", "render", "install"):
         assert command in result.stdout
