@@ -138,14 +138,10 @@ def _render_task(
             mode = int(str(item_templar.template(trust(str(args.get("mode", "0644"))))), 8)
             source = role_path / "templates" / src
             text = trust(source.read_text(encoding="utf-8"))
-            scope.update(
-                template_vars(
-                    path=src,
-                    fullpath=str(source),
-                    dest_path=dest,
-                    include_ansible_managed="ansible_managed" not in scope,
-                )
-            )
+            extra = dict(template_vars(path=src, fullpath=str(source), dest_path=dest))
+            if "ansible_managed" in scope:  # as the template action: never clobber the user's
+                extra.pop("ansible_managed", None)
+            scope.update(extra)
             data_templar = templar.copy_with_new_env(
                 searchpath=[str(role_path / "templates"), str(source.parent)],
                 available_variables=scope,
