@@ -97,7 +97,12 @@ class CameraClient:
         if self.target.server_name:
             headers["Host"] = self.target.server_name
             extensions["sni_hostname"] = self.target.server_name
-        what = urlsplit(url).path
+        # For messages: the camera's own path ("command/ping"), never the secure id.
+        what = (
+            url[len(self.target.base_url) :].lstrip("/")
+            if url.startswith(self.target.base_url)
+            else urlsplit(url).path
+        )
         try:
             # httpx's timeouts are per socket operation; a camera that drips bytes would
             # never trip them, so the whole exchange gets one deadline as well.
@@ -135,10 +140,15 @@ class CameraClient:
             raise CameraError(f"no answer within {self.timeout:g} s", unreachable=True) from err
         except httpx.ConnectError as err:
             raise CameraError(self._describe_connect_error(err), unreachable=True) from err
+        except httpx.RemoteProtocolError as err:
+            # The connection closed without an answer, or what came back was not HTTP.
+            raise CameraError(
+                f"{self.target.scrub(what)}: no HTTP answer (connection closed or not HTTP)",
+                unreachable=True,
+            ) from err
         except httpx.HTTPError as err:
-            # Something answered, but not with HTTP (garbage, a reset mid-answer).
             detail = self.target.scrub(str(err) or type(err).__name__)
-            raise CameraError(f"{self.target.scrub(what)}: {detail}") from err
+            raise CameraError(f"{self.target.scrub(what)}: {detail}", unreachable=True) from err
         except ssl.SSLError as err:
             raise CameraError(
                 f"TLS failure: {self.target.scrub(str(err))}", unreachable=True
