@@ -237,3 +237,17 @@ def test_renderer_without_cameras(capsys):
 
     render_check_table(CheckReport())
     assert "nothing to check" in capsys.readouterr().out
+
+
+def test_cameras_are_checked_concurrently(make_cameras, tmp_path):
+    cameras = make_cameras(8)
+    for camera in cameras[:6]:
+        camera.faults.set("hang")
+    inventory = load_inventory(write_inventory(tmp_path, [camera_entry(c) for c in cameras]))
+    started = time.monotonic()
+    report = run_check(inventory, direct=True, timeout=1)
+    elapsed = time.monotonic() - started
+    # One by one, six hanging cameras would take 6 s.
+    assert elapsed < 1.8, elapsed
+    assert [c.passed for c in report.cameras] == [False] * 6 + [True] * 2
+    assert report.elapsed_s <= elapsed
