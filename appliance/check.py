@@ -21,6 +21,8 @@ MAX_CONCURRENCY = 32
 # (ping, then snapshot and the three-step stream side by side).
 CAMERA_BUDGET_TIMEOUTS = 4
 DEFAULT_TIMEOUT = 5.0
+# Seconds between two rounds of run_check(wait=...) over the cameras still failing.
+RETRY_PAUSE = 2.0
 
 
 class TargetError(Exception):
@@ -239,7 +241,11 @@ async def _check_camera(camera: CameraClient) -> CameraResult:
 
 
 async def _check_all(
-    inventory: Any, direct: bool, timeout: float, concurrency: int
+    inventory: Any,
+    direct: bool,
+    timeout: float,
+    concurrency: int,
+    only: set[tuple[str, str]] | None = None,
 ) -> list[CameraResult]:
     semaphore = asyncio.Semaphore(concurrency)
     limits = httpx.Limits(max_connections=concurrency * 4, max_keepalive_connections=concurrency)
@@ -275,6 +281,8 @@ async def _check_all(
 
     try:
         for appliance, camera in iter_cameras(inventory):
+            if only is not None and (appliance.name, str(camera.get("name"))) not in only:
+                continue
             try:
                 target = camera_target(inventory, appliance, camera, direct=direct)
             except TargetError as err:
@@ -306,13 +314,26 @@ def run_check(
     timeout: float = DEFAULT_TIMEOUT,
     *,
     concurrency: int = MAX_CONCURRENCY,
+    wait: float = 0.0,
 ) -> CheckReport:
     """Test every camera of `inventory` (an appliance.inventory.Inventory) and return the report.
 
     Never raises for network trouble: each failure becomes a camera's verdict and reason.
+    `wait` > 0: test the failing cameras again every few seconds until they pass or `wait`
+    seconds have passed (right after an install, cameras may still be joining).
     """
     started = time.perf_counter()
     results = asyncio.run(_check_all(inventory, direct, timeout, concurrency))
+    deadline = time.monotonic() + wait
+    while wait > 0 and not all(r.passed for r in results):
+        pause = min(RETRY_PAUSE, deadline - time.monotonic())
+        if pause <= 0:
+            break
+        time.sleep(pause)
+        failing = {(r.appliance, r.camera) for r in results if not r.passed}
+        again = asyncio.run(_check_all(inventory, direct, timeout, concurrency, failing))
+        retried = {(r.appliance, r.camera): r for r in again}
+        results = [retried.get((r.appliance, r.camera), r) for r in results]
     return CheckReport(
         cameras=results, direct=direct, timeout=timeout, elapsed_s=time.perf_counter() - started
     )

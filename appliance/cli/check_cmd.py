@@ -59,6 +59,12 @@ def direct_option(func):  # type: ignore[no-untyped-def]
 @direct_option
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @timeout_option
+@click.option(
+    "--wait",
+    type=click.FloatRange(min=0, max=3600),
+    default=0,
+    help="Test failing cameras again until they pass or this many seconds have passed.",
+)
 @no_traceback
 def check(
     inventory_path: str,
@@ -66,6 +72,7 @@ def check(
     direct: bool,
     as_json: bool,
     timeout: float,
+    wait: float,
 ) -> None:
     """Test every camera: ping, snapshot and live stream, all cameras at once.
 
@@ -75,7 +82,7 @@ def check(
     cannot be read.
     """
     inventory = load_for_cameras(inventory_path, vault_password_file)
-    report = run_check(inventory, direct=direct, timeout=timeout)
+    report = run_check(inventory, direct=direct, timeout=timeout, wait=wait)
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
     else:

@@ -251,3 +251,32 @@ def test_cameras_are_checked_concurrently(make_cameras, tmp_path):
     assert elapsed < 1.8, elapsed
     assert [c.passed for c in report.cameras] == [False] * 6 + [True] * 2
     assert report.elapsed_s <= elapsed
+
+
+def test_wait_retries_failing_cameras_until_they_pass(make_cameras, tmp_path):
+    import threading
+
+    good, late = make_cameras(2)
+    late.faults.set("html200", path="command/ping")
+    inventory = load_inventory(write_inventory(tmp_path, [camera_entry(good), camera_entry(late)]))
+    # The late camera comes right 1 s into the check.
+    timer = threading.Timer(1.0, lambda: late.faults.set("none"))
+    timer.start()
+    try:
+        report = run_check(inventory, direct=True, timeout=1, wait=10)
+    finally:
+        timer.cancel()
+    assert report.ok, [c.reason for c in report.cameras]
+    assert report.elapsed_s < 6
+    assert good.stats.report()["paths"]["command/ping"] == 1  # passing cameras are not re-asked
+    assert late.stats.report()["paths"]["command/ping"] >= 2
+
+
+def test_wait_gives_up(make_cameras, tmp_path):
+    (camera,) = make_cameras(1)
+    camera.stop()
+    inventory = load_inventory(write_inventory(tmp_path, [camera_entry(camera)]))
+    started = time.monotonic()
+    report = run_check(inventory, direct=True, timeout=1, wait=3)
+    assert not report.ok
+    assert 2.5 < time.monotonic() - started < 6
