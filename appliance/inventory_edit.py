@@ -131,12 +131,21 @@ class InventoryDocument:
     def __init__(self, path: Path, text: str | None = None):
         self.path = path
         try:
-            self.text = path.read_text(encoding="utf-8") if text is None else text
+            if text is None:
+                # newline="": keep "\r\n" as it is (no translation on read or write).
+                with open(path, encoding="utf-8", newline="") as handle:
+                    text = handle.read()
+            self.text = text
         except OSError as err:
             raise EditError(f"{path}: cannot read: {err.strerror or err}") from None
+        except UnicodeDecodeError:
+            raise EditError(f"{path}: not UTF-8 text") from None
         self.root = _compose(self.text, path)
 
     def _splice(self, start: int, end: int, new: str) -> None:
+        if "\r\n" in self.text:
+            # Keep a Windows-edited file's line endings.
+            new = new.replace("\r\n", "\n").replace("\n", "\r\n")
         self.text = self.text[:start] + new + self.text[end:]
         self.root = _compose(self.text, self.path)
 
@@ -532,7 +541,7 @@ def save(
     )
     tmp = Path(tmp_name)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
             handle.write(new_text)
         after = [
             p.replace(str(tmp), str(path)) for p in _problems(tmp, vault_password_file, expect)

@@ -295,3 +295,18 @@ def test_cameras_in_group_vars_files_are_not_shadowed(inventory, vault):
     code, output = cli(inventory, vault, "remove", "drive")
     assert code == 1
     assert "must be edited by hand" in output
+
+
+def test_crlf_files_keep_their_line_endings(inventory, vault):
+    inventory.write_bytes(inventory.read_bytes().replace(b"\n", b"\r\n"))
+    before = inventory.read_bytes()
+    code, output = cli(
+        inventory, vault, "add", "porch", "--mac", "70:ee:50:00:00:04", "--secure-id", "ab" * 16
+    )
+    assert code == 0, output
+    after = inventory.read_bytes()
+    assert after.startswith(before)
+    assert b"\n" not in after.replace(b"\r\n", b"")
+    code, output = cli(inventory, vault, "remove", "porch")
+    assert code == 0, output
+    assert inventory.read_bytes() == before
