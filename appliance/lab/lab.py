@@ -25,6 +25,9 @@ from appliance.lab.state import LabState, alive, ensure_private_dir, lab_dir
 
 Progress = Callable[[str], None]
 LOCK = Path("/run/presence-appliance-lab.lock")
+# Which runtime directory the machine's lab belongs to: the namespaces are global, so there
+# is one lab per machine, whichever directory `lab up` ran in.
+OWNER = Path("/run/presence-appliance-lab.owner")
 
 # tool -> Debian package that provides it
 TOOLS = {
@@ -101,9 +104,16 @@ def up(
         if is_up(state):
             progress(f"the lab is already up ({lab}/inventory.yml); `lab down` first to rebuild")
             return {"already_up": True, "inventory": str(lab / "inventory.yml")}
-        if has_leftovers(state):
+        other = _owner()
+        if other and other != lab and is_up(LabState.load(other)):
+            raise LabError(
+                f"a lab from {other} is up: take it down first "
+                f"(PA_LAB_DIR={other} presence-appliance lab down)"
+            )
+        if has_leftovers(state) or other:
             progress("removing what a previous lab left ...")
             _down(lab, state, progress)
+        OWNER.write_text(f"{lab}\n")
         secrets = load_secrets(lab, [c.name for c in plan.cameras])
         key = ensure_ssh_key(lab)
         rootfs = image.ensure_image(release, progress)
@@ -177,7 +187,23 @@ def down(progress: Progress = print) -> float:
     return time.monotonic() - started
 
 
+def _owner() -> Path | None:
+    try:
+        return Path(OWNER.read_text().strip())
+    except OSError:
+        return None
+
+
 def _down(lab: Path, state: LabState, progress: Progress) -> None:
+    """Take down the machine's lab: ours and, if another directory owns it, that one too."""
+    other = _owner()
+    if other and other != lab:
+        _down_one(other, LabState.load(other), progress)
+    _down_one(lab, state, progress)
+    OWNER.unlink(missing_ok=True)
+
+
+def _down_one(lab: Path, state: LabState, progress: Progress) -> None:
     # 1. Ask each Pi to power off (nspawn turns SIGTERM into an orderly shutdown) while
     #    the other recorded processes are stopped.
     nspawns = [p for p in state.data["processes"] if p["role"].startswith("nspawn-") and alive(p)]

@@ -18,6 +18,7 @@ Tests marked `lab_lifecycle` take the lab down and up themselves; they run last.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
 import subprocess
@@ -25,6 +26,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -36,6 +38,9 @@ REPO = Path(__file__).resolve().parents[2]
 # Logs and state of the test lab stay here after the run (git-ignored) for debugging.
 LAB_DIR = Path(os.environ.get("PA_LAB_TEST_DIR", REPO / "test-artifacts" / "lab"))
 UP_TIMEOUT = 1200  # a cold image build included
+# One lab per machine (its namespace names are global): concurrent test sessions queue here.
+SESSION_LOCK = Path("/run/presence-appliance-lab.session.lock")
+SESSION_WAIT = 1800
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -99,6 +104,7 @@ def lab_session() -> Iterator[LabSession]:
     """The session's lab manager; its finalizer always runs `lab down`."""
     if os.geteuid() != 0:
         pytest.skip("lab tests need root (namespaces, mounts, systemd-nspawn)")
+    lock = _wait_for_session_lock()
     session = LabSession()
     # SIGTERM (CI cancelling the job) becomes an exception, so the finalizer below runs.
     previous = signal.getsignal(signal.SIGTERM)
@@ -111,7 +117,31 @@ def lab_session() -> Iterator[LabSession]:
         yield session
     finally:
         signal.signal(signal.SIGTERM, previous)
-        session.ensure_down()
+        try:
+            session.ensure_down()
+        finally:
+            lock.close()
+
+
+def _wait_for_session_lock() -> IO[str]:
+    """Hold the machine's lab for this session, waiting (bounded) for another session."""
+    handle = open(SESSION_LOCK, "w")  # noqa: SIM115 - held for the whole session
+    deadline = time.monotonic() + SESSION_WAIT
+    told = False
+    while True:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return handle
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                handle.close()
+                pytest.fail(
+                    f"another test session held the lab for {SESSION_WAIT} s", pytrace=False
+                )
+            if not told:
+                print("\n[lab] waiting for another test session's lab", file=sys.stderr)
+                told = True
+            time.sleep(2)
 
 
 @pytest.fixture
