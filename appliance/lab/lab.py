@@ -197,13 +197,17 @@ def _owner() -> Path | None:
 def _down(lab: Path, state: LabState, progress: Progress) -> None:
     """Take down the machine's lab: ours and, if another directory owns it, that one too."""
     other = _owner()
+    removed = False
     if other and other != lab:
-        _down_one(other, LabState.load(other), progress)
-    _down_one(lab, state, progress)
+        removed = _down_one(other, LabState.load(other), progress)
+    removed = _down_one(lab, state, progress) or removed
     OWNER.unlink(missing_ok=True)
+    if not removed:
+        progress("lab down: nothing to remove")
 
 
-def _down_one(lab: Path, state: LabState, progress: Progress) -> None:
+def _down_one(lab: Path, state: LabState, progress: Progress) -> bool:
+    """Take down the lab recorded in LAB (plus anything named like the lab); True if any."""
     # 1. Ask each Pi to power off (nspawn turns SIGTERM into an orderly shutdown) while
     #    the other recorded processes are stopped.
     nspawns = [p for p in state.data["processes"] if p["role"].startswith("nspawn-") and alive(p)]
@@ -240,8 +244,7 @@ def _down_one(lab: Path, state: LabState, progress: Progress) -> None:
         progress(f"lab down: removed {builds} interrupted image build(s)")
     if namespaces or state.data.get("plan"):
         progress(f"lab down: removed {len(namespaces)} namespaces")
-    elif not builds:
-        progress("lab down: nothing to remove")
+    return bool(builds or namespaces or state.data.get("plan"))
 
 
 def _all_mount_points() -> list[str]:
