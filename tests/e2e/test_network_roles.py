@@ -82,7 +82,7 @@ def test_cameras_hold_reserved_addresses_and_the_pi_as_ntp_server(provisioned: L
     for camera in pi.cameras:
         lease = lab.wait_camera_lease(camera.name, timeout=90)
         assert lease["ip"] == camera.ip, lease
-        assert lease["ntpsrv"] == pi.camera_gateway, lease
+        assert lease["ntpsrv"] == [pi.camera_gateway], lease
         assert lease["router"] == pi.camera_gateway, lease
     for unit in UNITS:
         state = lab.pi_exec("systemctl", "is-active", f"{unit}.service", check=False)
@@ -175,7 +175,7 @@ def test_vlan_per_camera_on_the_lab(lab_session: Any) -> None:
     for camera in pi.cameras:
         lease = lab.wait_camera_lease(camera.name, timeout=90)
         assert lease["ip"] == camera.ip, lease
-        assert lease["ntpsrv"] == pi.camera_gateway, lease
+        assert lease["ntpsrv"] == [pi.camera_gateway], lease
         route = lab.run_in(pi.netns, "ip", "-4", "route", "show", f"{camera.ip}/32").stdout
         assert f"dev {camera.bridge}" in route, route
         lab.run_in(camera.netns, "ping", "-c", "1", "-W", "2", pi.camera_gateway)

@@ -7,7 +7,6 @@ import shutil
 import signal
 import subprocess
 import uuid
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,67 +44,10 @@ def render_inventory(
     """Render the roles' tasks/files.yml templates for appliance `pi` into OUT through the
     project's one rendering path (appliance.render, as `presence-appliance render` does)."""
     from appliance.inventory import load_inventory
-    from appliance.render import RenderError, render_appliance
+    from appliance.render import render_appliance
 
-    inventory = load_inventory(str(inventory_file))
-    try:
-        render_appliance(inventory, "pi", out, roles=list(roles))
-    except RenderError as err:
-        # Interim: appliance.render passes a keyword ansible-core 2.19 does not know. Until
-        # the lead fixes it, render the same files.yml tasks with Templar here (loudly).
-        if "include_ansible_managed" not in str(err):
-            raise
-        warnings.warn(f"appliance.render failed ({err}); using the interim renderer", stacklevel=2)
-        _render_with_templar(inventory.raw_vars("pi"), out, roles)
+    render_appliance(load_inventory(str(inventory_file)), "pi", out, roles=list(roles))
     return out
-
-
-def _render_with_templar(variables: dict[str, Any], out: Path, roles: tuple[str, ...]) -> None:
-    from ansible.parsing.dataloader import DataLoader
-    from ansible.template import Templar, trust_as_template
-
-    loader = DataLoader()
-    for role in roles:
-        role_dir = ROLES / role
-        merged: dict[str, Any] = {}
-        for name in ("defaults/main.yml",):
-            merged.update(
-                loader.load_from_file(str(role_dir / name), trusted_as_template=True) or {}
-            )
-        merged.update(variables)
-        merged.update(
-            loader.load_from_file(str(role_dir / "vars/main.yml"), trusted_as_template=True) or {}
-        )
-        merged["ansible_managed"] = "Ansible managed"
-        merged["ansible_check_mode"] = False
-        tasks = loader.load_from_file(str(role_dir / "tasks/files.yml"), trusted_as_template=True)
-        for task in tasks or []:
-            spec = task["ansible.builtin.template"]
-            loop_var = task.get("loop_control", {}).get("loop_var", "item")
-            items = [None]
-            if "loop" in task:
-                items = Templar(loader=loader, variables=merged).template(task["loop"])
-            for item in items:
-                scope = dict(merged)
-                if "loop" in task:
-                    scope[loop_var] = item
-                templar = Templar(loader=loader, variables=scope)
-                conditions = task.get("when", [])
-                if isinstance(conditions, str):
-                    conditions = [conditions]
-                if not all(templar.evaluate_conditional(c) for c in conditions):
-                    continue
-                dest = str(templar.template(spec["dest"]))
-                source = (role_dir / "templates" / spec["src"]).read_text()
-                text = templar.template(
-                    trust_as_template(source),
-                    preserve_trailing_newlines=True,
-                    escape_backslashes=False,
-                )
-                target = out / dest.lstrip("/")
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_text(str(text))
-                target.chmod(int(str(spec.get("mode", "0644")), 8))
 
 
 def render_scenario(name: str, out: Path, roles: tuple[str, ...] = NETWORK_ROLES) -> Path:

@@ -203,7 +203,7 @@ def test_every_template_starts_with_the_managed_header() -> None:
 def _run_preflight(
     tmp_path: Path, variables: dict[str, object]
 ) -> subprocess.CompletedProcess[str]:
-    """Run only the role's preflight checks on localhost (no changes are made)."""
+    """Run only the role's checks (preflight, driver) on localhost; they change nothing."""
     playbook = tmp_path / "preflight.yml"
     playbook.write_text(
         yaml.safe_dump(
@@ -215,12 +215,13 @@ def _run_preflight(
                     "vars": variables,
                     "tasks": [
                         {
-                            "name": "Run the access point checks",
+                            "name": f"Run the access point's {part}",
                             "ansible.builtin.include_role": {
                                 "name": "access_point",
-                                "tasks_from": "preflight.yml",
+                                "tasks_from": part,
                             },
                         }
+                        for part in ("preflight.yml", "driver.yml")
                     ],
                 }
             ]
