@@ -40,6 +40,12 @@ def build_inventory(plan: LabPlan, secrets: dict[str, Any], key_path: Path) -> d
             "ansible_ssh_common_args": "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null",
             "ansible_python_interpreter": "/usr/bin/python3",
         }
+        control_dir = key_path.parent / "cp"
+        # SSH connection sharing per lab (removed at `lab down`): a master left from an earlier
+        # lab's Pi at the same address must never carry a connection to the new one. Unix
+        # socket paths are short (108 bytes): keep Ansible's default for a deep directory.
+        if len(str(control_dir)) < 70:
+            host["ansible_control_path_dir"] = str(control_dir)
         if len(plan.pis) > 1:
             host["camera_network"] = pi.camera_network
             host["cameras"] = _cameras(pi, secrets["secure_ids"])

@@ -28,6 +28,9 @@ LOCK = Path("/run/presence-appliance-lab.lock")
 # Which runtime directory the machine's lab belongs to: the namespaces are global, so there
 # is one lab per machine, whichever directory `lab up` ran in.
 OWNER = Path("/run/presence-appliance-lab.owner")
+# Held by a pytest session using the lab (tests/e2e/conftest.py); its own calls set
+# PA_LAB_TEST_SESSION. Anyone else's `up`/`down` must not pull the lab from under it.
+SESSION_LOCK = Path("/run/presence-appliance-lab.session.lock")
 
 # tool -> Debian package that provides it
 TOOLS = {
@@ -47,12 +50,27 @@ TOOLS = {
 @contextlib.contextmanager
 def _locked() -> Iterator[None]:
     """One lab per machine (the namespace names are global): serialise up and down."""
+    if not os.environ.get("PA_LAB_TEST_SESSION") and _held(SESSION_LOCK):
+        raise LabError(f"a test session is using the lab (lock {SESSION_LOCK}): wait for it to end")
     with open(LOCK, "w") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as err:
             raise LabError(f"another `lab up`/`lab down` is running (lock {LOCK})") from err
         yield
+
+
+def _held(lock: Path) -> bool:
+    """True when another process holds the flock on LOCK."""
+    if not lock.exists():
+        return False
+    with open(lock) as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    return False
 
 
 def plan_from_state(state: LabState) -> LabPlan | None:
@@ -233,7 +251,7 @@ def _down_one(lab: Path, state: LabState, progress: Progress) -> bool:
     for netns in namespaces:
         network.delete_namespace(netns)
     builds = image.cleanup_builds()
-    for directory in (lab / "pis", lab / "cameras", lab / "wan"):
+    for directory in (lab / "pis", lab / "cameras", lab / "wan", lab / "ssh" / "cp"):
         if directory.is_dir() and not any(
             m.startswith(str(directory)) for m in _all_mount_points()
         ):

@@ -31,15 +31,15 @@ from typing import IO
 import pytest
 
 from appliance.lab.handle import CLI, Lab
-from appliance.lab.lab import is_up
+from appliance.lab.lab import SESSION_LOCK, is_up
 from appliance.lab.state import LabState
 
 REPO = Path(__file__).resolve().parents[2]
 # Logs and state of the test lab stay here after the run (git-ignored) for debugging.
 LAB_DIR = Path(os.environ.get("PA_LAB_TEST_DIR", REPO / "test-artifacts" / "lab"))
 UP_TIMEOUT = 1200  # a cold image build included
-# One lab per machine (its namespace names are global): concurrent test sessions queue here.
-SESSION_LOCK = Path("/run/presence-appliance-lab.session.lock")
+# One lab per machine (its namespace names are global): concurrent test sessions queue on
+# SESSION_LOCK, and `lab up`/`lab down` from outside the holding session refuse to run.
 SESSION_WAIT = 1800
 
 
@@ -62,6 +62,10 @@ class LabSession:
         self.handle = Lab(root)
         self.up_seconds: float | None = None
 
+    def env(self) -> dict[str, str]:
+        """Environment for `lab` commands of this session (it holds the session lock)."""
+        return {**self.handle.env(), "PA_LAB_TEST_SESSION": "1"}
+
     def command(self, *args: str, timeout: float = UP_TIMEOUT) -> subprocess.CompletedProcess[str]:
         """Run `presence-appliance lab ARGS` for this lab's directory; output captured."""
         return subprocess.run(
@@ -69,7 +73,7 @@ class LabSession:
             capture_output=True,
             text=True,
             timeout=timeout,
-            env=self.handle.env(),
+            env=self.env(),
             stdin=subprocess.DEVNULL,
             check=False,
         )

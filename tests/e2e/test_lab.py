@@ -251,7 +251,7 @@ def test_warm_up_is_fast(lab_session: LabSession) -> None:
 @pytest.mark.parametrize("kill_after", ["network:", "booting", "booted"])
 def test_down_after_a_killed_up_leaves_nothing(lab_session: LabSession, kill_after: str) -> None:
     lab_session.ensure_down()
-    env = lab_session.handle.env()
+    env = lab_session.env()
     up = subprocess.Popen(
         [*CLI, "lab", "up"], stdout=subprocess.PIPE, text=True, env=env, stdin=subprocess.DEVNULL
     )
