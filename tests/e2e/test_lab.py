@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import signal
@@ -15,7 +16,10 @@ import pytest
 
 from appliance.lab.handle import CLI, Lab
 from appliance.lab.image import CACHE_ROOT
-from appliance.lab.plan import HOST_LINK, WAN_NTP, WAN_VPN
+from appliance.lab.inventory import build_inventory, write_inventory
+from appliance.lab.plan import HOST_ADDR as HOST_LINK_ADDR
+from appliance.lab.plan import HOST_LINK, WAN_NTP, WAN_VPN, make_plan
+from appliance.lab.secrets_store import load_secrets
 
 if TYPE_CHECKING:
     from conftest import LabSession
@@ -28,6 +32,40 @@ CAP_SYS_TIME = 25
 
 def _cap_bounding_set(status: str) -> int:
     return int(re.search(r"^CapBnd:\s*([0-9a-f]+)$", status, re.M).group(1), 16)
+
+
+@pytest.mark.parametrize("pis", [1, 3, 8])
+def test_plan_stays_in_the_lab_range_with_valid_names(pis: int) -> None:
+    plan = make_plan(pis=pis, cameras=80)
+    lab_net = ipaddress.ip_network("10.203.0.0/19")
+    addresses = [HOST_LINK_ADDR, WAN_NTP, WAN_VPN]
+    addresses += [p.address for p in plan.pis] + [p.camera_gateway for p in plan.pis]
+    addresses += [c.ip for c in plan.cameras]
+    assert all(ipaddress.ip_address(a.split("/")[0]) in lab_net for a in addresses)
+    assert len({c.mac for c in plan.cameras}) == len(plan.cameras)
+    assert all(c.mac.startswith("70:ee:50:") for c in plan.cameras)
+    links = [c.pi_port for c in plan.cameras] + [p.lan_port for p in plan.pis]
+    assert all(len(name) <= 15 for name in links)  # IFNAMSIZ
+    assert all(ns.startswith("pa-") for ns in plan.namespaces)
+    for pi in plan.pis:  # reservations below the DHCP range, inside the camera network
+        net = ipaddress.ip_network(pi.camera_network["address"], strict=False)
+        start = ipaddress.ip_address(pi.camera_network["dhcp_range"][0])
+        assert all(net.network_address < ipaddress.ip_address(c.ip) < start for c in pi.cameras)
+
+
+@pytest.mark.parametrize("pis", [1, 2])
+def test_generated_inventory_passes_the_project_validation(pis: int, tmp_path: Path) -> None:
+    plan = make_plan(pis=pis, cameras=2)
+    secrets = load_secrets(tmp_path, [c.name for c in plan.cameras])
+    path = tmp_path / "inventory.yml"
+    write_inventory(path, build_inventory(plan, secrets, tmp_path / "ssh" / "id_ed25519"))
+    assert path.stat().st_mode & 0o077 == 0
+    result = subprocess.run(
+        [*CLI, "validate", "-i", str(path)], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    for secret in (secrets["wifi_passphrase"], secrets["web_password"]):
+        assert secret not in result.stdout + result.stderr
 
 
 def test_pi_boots_under_systemd(lab: Lab) -> None:
