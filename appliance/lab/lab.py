@@ -269,11 +269,20 @@ def _all_mount_points() -> list[str]:
     return [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()]
 
 
+def current_lab() -> tuple[Path, LabState]:
+    """This directory's lab, or the machine's lab when it was brought up from elsewhere."""
+    lab = lab_dir()
+    state = LabState.load(lab)
+    owner = _owner()
+    if owner and owner != lab and not state.path.exists():
+        return owner, LabState.load(owner)
+    return lab, state
+
+
 def status() -> dict[str, Any]:
     """What is up: Pis (booted state), cameras (leases), wan NTP, leftovers."""
     require_root()
-    lab = lab_dir()
-    state = LabState.load(lab)
+    lab, state = current_lab()
     plan = plan_from_state(state)
     result: dict[str, Any] = {
         "lab_dir": str(lab),
@@ -321,7 +330,7 @@ def status() -> dict[str, Any]:
 
 def leader_pid(host: str = "pi") -> int:
     """PID (host view) of the container's systemd for Pi HOST (`pi`, `pi2`, `lab-pi2`)."""
-    state = LabState.load()
+    _, state = current_lab()
     plan = plan_from_state(state)
     if not plan:
         raise LabError("the lab is not up: run `presence-appliance lab up`")
@@ -338,7 +347,7 @@ def leader_pid(host: str = "pi") -> int:
 def shell_argv(target: str, cmd: list[str]) -> list[str]:
     """The argument list for `lab shell TARGET [-- CMD]`."""
     require_root()
-    state = LabState.load()
+    _, state = current_lab()
     plan = plan_from_state(state)
     if not plan:
         raise LabError("the lab is not up: run `presence-appliance lab up`")
@@ -358,8 +367,7 @@ def shell_argv(target: str, cmd: list[str]) -> list[str]:
 def info() -> dict[str, Any]:
     """How to reach the dashboards from the host, and the lab's web login."""
     require_root()
-    lab = lab_dir()
-    state = LabState.load(lab)
+    lab, state = current_lab()
     plan = plan_from_state(state)
     if not plan:
         raise LabError("the lab is not up: run `presence-appliance lab up`")
