@@ -22,10 +22,18 @@ ROLE_TAGS = "access_point,dhcp,ntp"
 UNITS = ("hostapd", "dnsmasq", "chrony")
 
 
-def _install(lab: Lab, inventory: Path | None = None) -> subprocess.CompletedProcess[str]:
+def _install(
+    lab: Lab, inventory: Path | None = None, *extra: str
+) -> subprocess.CompletedProcess[str]:
     """Provision only the network roles (the web role has its own tests), without `check`."""
     return lab.cli(
-        "install", "-i", str(inventory or lab.inventory_path), "--no-check", "--tags", ROLE_TAGS
+        "install",
+        "-i",
+        str(inventory or lab.inventory_path),
+        "--no-check",
+        "--tags",
+        ROLE_TAGS,
+        *extra,
     )
 
 
@@ -112,6 +120,11 @@ def test_second_install_changes_nothing(provisioned: Lab) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     changed, tasks = _changed(result)
     assert changed == 0, "changed on the second run:\n" + "\n".join(tasks)
+    # A dry run with diffs on a provisioned Pi works and has nothing to report either.
+    dry = _install(provisioned, None, "--check", "--diff")
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    changed, tasks = _changed(dry)
+    assert changed == 0, "check mode reports changes:\n" + "\n".join(tasks)
 
 
 def _edit_cameras(data: dict[str, Any]) -> None:

@@ -143,7 +143,7 @@ def test_vlan_per_camera_psk_file_vlan_ids_and_routes(tmp_path: Path) -> None:
     assert "Destination=10.203.64.12/32" in sued
     nm = (out / "etc/NetworkManager/conf.d/60-presence-appliance.conf").read_text()
     assert (
-        "unmanaged-devices=interface-name:pan-wl0;interface-name:pan-wl0.*;interface-name:brvlan*"
+        "unmanaged-devices+=interface-name:pan-wl0;interface-name:pan-wl0.*;interface-name:brvlan*"
         in nm
     )
 
