@@ -68,6 +68,11 @@ def up(cameras: int, pis: int, release: str, isolation: str) -> None:
     try:
         result = lab_mod.up(cameras, pis, release, isolation, progress=_progress)
     except LabError as err:
+        from appliance.lab.state import LabState
+
+        if LabState.load().path.exists():
+            # What was started stays for inspection; `lab down` removes it.
+            err = LabError(f"{err} (logs in lab/logs; `presence-appliance lab down` cleans up)")
         _fail(err)
     if not result.get("already_up"):
         click.echo(
