@@ -14,8 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.web.conftest import WebSite, run
 from tests.web.hlsjs import pinned, sha256
+from tests.web.site import WebSite, run
 
 pytestmark = pytest.mark.netns
 

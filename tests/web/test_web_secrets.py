@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.web.conftest import WebSite, run
+from tests.web.site import WebSite, run
 from tests.web.test_web_proxy import CAMERA_PATHS, NOT_MAPPED, variant_segments
 
 pytestmark = pytest.mark.netns
