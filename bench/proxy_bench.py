@@ -194,9 +194,7 @@ def table(results: dict[str, dict[str, Any]]) -> str:
     width = max(len(k) for k in keys)
     lines = [f"{'':<{width}}  " + "  ".join(f"{name:>14}" for name in results)]
     for key in keys:
-        lines.append(
-            f"{key:<{width}}  " + "  ".join(f"{r[key]!s:>14}" for r in results.values())
-        )
+        lines.append(f"{key:<{width}}  " + "  ".join(f"{r[key]!s:>14}" for r in results.values()))
     return "\n".join(lines)
 
 

@@ -1,0 +1,171 @@
+"""The dashboard in a real browser (Debian's chromium, headless): tiles, live video, controls, offline."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.web.site import REPO, WebSite, build_site
+
+pytestmark = [pytest.mark.browser, pytest.mark.netns]
+
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--autoplay-policy=no-user-gesture-required",
+]
+ARTIFACTS = REPO / "test-artifacts"
+
+
+@pytest.fixture(scope="module")
+def site() -> Iterator[WebSite]:
+    if os.geteuid() != 0 or shutil.which("nginx") is None or not Path(CHROMIUM).exists():
+        pytest.fail("the browser tests need root, nginx and chromium (make deps)")
+    root = Path(f"/tmp/paw-web-{uuid.uuid4().hex[:6]}")
+    built = build_site(root, cameras=("nord", "garage"), evil=False)
+    try:
+        yield built
+    finally:
+        built.cleanup()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def browser(site: WebSite, tmp_path: Path) -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(tmp_path / "profile"),
+            executable_path=CHROMIUM,
+            headless=True,
+            args=FLAGS,
+            http_credentials={"username": "admin", "password": site.users["admin"]},
+            ignore_https_errors=True,
+            viewport={"width": 1280, "height": 760},
+        )
+        try:
+            yield context
+        finally:
+            context.close()
+
+
+def current_time(page: Any, camera: str) -> float:
+    return float(page.locator(f'[data-camera="{camera}"] video').evaluate("v => v.currentTime"))
+
+
+def wait_playing(page: Any, camera: str, timeout_ms: int = 30000) -> None:
+    page.wait_for_function(
+        f"""() => {{
+            const v = document.querySelector('[data-camera="{camera}"] video');
+            return v && v.currentTime > 0.5 && !v.paused;
+        }}""",
+        timeout=timeout_ms,
+    )
+
+
+def assert_advances(page: Any, camera: str) -> None:
+    first = current_time(page, camera)
+    time.sleep(3)
+    second = current_time(page, camera)
+    assert second > first + 1, (camera, first, second)
+
+
+@pytest.mark.parametrize("player", ["auto", "hlsjs"])
+def test_dashboard_plays_live_video(site: WebSite, browser: Any, player: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page = browser.new_page()
+    query = "" if player == "auto" else f"?player={player}"
+    page.goto(f"{site.base_url}/{query}")
+    assert page.locator("[data-camera]").count() == len(site.cameras)
+    for name in site.cameras:
+        page.wait_for_selector(
+            f'[data-camera="{name}"] [data-role="status"][data-state="online"]', timeout=15000
+        )
+    for name in site.cameras:
+        wait_playing(page, name)
+        assert_advances(page, name)
+    used = page.locator('[data-camera="nord"]').get_attribute("data-player")
+    assert used == ("native" if player == "auto" else "hlsjs")
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('[data-role=snapshot]')].every(i => i.naturalWidth > 0)"
+    )
+    shot = ARTIFACTS / f"dashboard-{player}.png"
+    page.screenshot(path=str(shot), full_page=True)
+    if player == "auto":
+        # The README's picture, refreshed by every run of this test.
+        shutil.copy2(shot, REPO / "docs" / "dashboard.png")
+    # On a phone: one column, no sideways scrolling.
+    page.set_viewport_size({"width": 390, "height": 844})
+    time.sleep(0.5)
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
+    page.screenshot(path=str(ARTIFACTS / f"dashboard-{player}-phone.png"), full_page=True)
+
+
+def test_controls_change_the_camera(site: WebSite, browser: Any) -> None:
+    nord = site.cameras["nord"]
+    nord.reset()
+    page = browser.new_page()
+    page.goto(site.base_url)
+    tile = page.locator('[data-camera="nord"]')
+    page.wait_for_selector(
+        '[data-camera="nord"] [data-role="status"][data-state="online"]', timeout=15000
+    )
+    # The floodlight shows the camera's mode, and changing it keeps the rest of its config.
+    page.wait_for_function(
+        """() => document.querySelector('[data-camera="nord"] input[value="auto"]').checked"""
+    )
+    tile.get_by_label("Floodlight off for nord").check()
+    page.wait_for_function(
+        """() => document.querySelector('[data-camera="nord"] [data-role=message]').textContent.includes('off')"""
+    )
+    state = httpx.get(f"{nord.control}/_emulator/state", timeout=5).json()
+    assert state["floodlight"]["mode"] == "off"
+    assert state["floodlight"]["intensity"] == 100 and "night" in state["floodlight"]
+    tile.get_by_label("Turn monitoring off for nord").click()
+    page.wait_for_function(
+        """() => document.querySelector('[data-camera="nord"] [data-role=message]').textContent.includes('turned off')"""
+    )
+    assert httpx.get(f"{nord.control}/_emulator/state", timeout=5).json()["monitoring"] == "off"
+    tile.get_by_label("Turn monitoring off for nord").click()
+    page.wait_for_function(
+        """() => document.querySelector('[data-camera="nord"] [data-role=message]').textContent.includes('already off')"""
+    )
+
+
+def test_offline_camera_shows_and_recovers(site: WebSite, browser: Any) -> None:
+    garage = site.cameras["garage"]
+    page = browser.new_page()
+    page.goto(site.base_url)
+    status = '[data-camera="garage"] [data-role="status"]'
+    page.wait_for_selector(f'{status}[data-state="online"]', timeout=15000)
+    wait_playing(page, "garage")
+    garage.stop()
+    try:
+        page.wait_for_selector(f'{status}[data-state="offline"]', timeout=20000)
+        assert page.locator(status).inner_text() == "offline"
+        assert (
+            "Last answer:"
+            in page.locator('[data-camera="garage"] [data-role="last-ping"]').inner_text()
+        )
+        page.screenshot(path=str(ARTIFACTS / "dashboard-offline.png"))
+    finally:
+        garage.start()
+    page.wait_for_selector(f'{status}[data-state="online"]', timeout=20000)
+    wait_playing(page, "garage")
+    assert_advances(page, "garage")
