@@ -7,6 +7,15 @@ from appliance.lab.plan import Camera, LabPlan, Pi
 from appliance.lab.run import ip, run
 from appliance.lab.state import LabState
 
+HOST_NAT = f"""\
+table ip lab_home {{
+	chain postrouting {{
+		type nat hook postrouting priority srcnat; policy accept;
+		ip saddr {topo.HOST_NET} oifname "br0" masquerade
+	}}
+}}
+"""
+
 
 def lab_namespaces() -> list[str]:
     """Every network namespace whose name has the lab's prefix (`pa-`)."""
@@ -53,6 +62,9 @@ def build_core(state: LabState) -> None:
     ip("addr", "add", topo.LAN_HOST_SIDE, "dev", "host", netns=lan)
     ip("link", "set", "host", "up", netns=lan)
     ip("route", "add", topo.LAN_NET, "via", topo.LAN_HOST_SIDE.split("/")[0])
+    # The host stands for a laptop on the home network: masquerade it behind the router's
+    # LAN address, so a Pi firewall that admits only its own LAN still lets the browser in.
+    run(["ip", "netns", "exec", lan, "nft", "-f", "-"], input_text=HOST_NAT, timeout=15)
 
 
 def build_pi_network(pi: Pi, plan: LabPlan, state: LabState) -> None:

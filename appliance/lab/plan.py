@@ -10,6 +10,7 @@ WAN_NS = "pa-wan"
 HOST_LINK = "pa-host"  # the veth end in the host's root namespace
 
 HOST_ADDR = "10.203.0.1/30"
+HOST_NET = "10.203.0.0/30"
 LAN_HOST_SIDE = "10.203.0.2/30"
 LAN_GATEWAY = "10.203.1.1"
 LAN_NET = "10.203.1.0/24"
