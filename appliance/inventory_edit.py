@@ -13,6 +13,7 @@ import ipaddress
 import json
 import os
 import re
+import shutil
 import tempfile
 import unicodedata
 from collections.abc import Callable, Iterable
@@ -123,10 +124,16 @@ class CameraList:
     parent: MappingNode  # the vars mapping holding (or to hold) `cameras`
     key: ScalarNode | None
     seq: Node | None  # SequenceNode, or None when there is no `cameras` key yet
+    doc: YamlText  # the file it is in: the inventory, or a group_vars/host_vars file
+
+    @property
+    def where(self) -> tuple[Path, int]:
+        """Identifies the list (file and position) while the text does not change."""
+        return self.doc.path, self.seq.start_mark.index if self.seq is not None else -1
 
 
-class InventoryDocument:
-    """An inline YAML inventory held as text; each edit splices the text and re-parses."""
+class YamlText:
+    """A YAML file held as text; each edit splices the text and re-parses."""
 
     def __init__(self, path: Path, text: str | None = None):
         self.path = path
@@ -135,7 +142,7 @@ class InventoryDocument:
                 # newline="": keep "\r\n" as it is (no translation on read or write).
                 with open(path, encoding="utf-8", newline="") as handle:
                     text = handle.read()
-            self.text = text
+            self.text = self.original = text
         except OSError as err:
             raise EditError(f"{path}: cannot read: {err.strerror or err}") from None
         except UnicodeDecodeError:
@@ -175,95 +182,6 @@ class InventoryDocument:
     def _after_node_line(self, node: Node) -> int:
         """Index of the line following NODE's last line (where a sibling would be inserted)."""
         return self._line_end(self._last_index(node))
-
-    # -- the structure -----------------------------------------------------
-
-    def group(self) -> MappingNode:
-        found = _get(self.root, "all")
-        children = _get(found[1], "children") if found else None
-        group = _get(children[1], APPLIANCE_GROUP) if children else None
-        if group is None:
-            group = _get(self.root, APPLIANCE_GROUP)
-        if group is None or not isinstance(group[1], MappingNode):
-            raise EditError(
-                f"{self.path}: no inline group '{APPLIANCE_GROUP}' (all.children.appliances); "
-                "camera edits need an inline YAML inventory"
-            )
-        return group[1]
-
-    def hosts(self) -> dict[str, Node]:
-        found = _get(self.group(), "hosts")
-        if found is None or not isinstance(found[1], MappingNode):
-            return {}
-        return {k.value: v for k, v in found[1].value if isinstance(k, ScalarNode)}
-
-    def camera_list(self, host: str) -> CameraList:
-        """The list that applies to HOST: its own `cameras`, else the group's."""
-        host_vars = self.hosts().get(host)
-        own = _get(host_vars, "cameras")
-        if own is not None:
-            return CameraList(host, host_vars, own[0], own[1])  # type: ignore[arg-type]
-        group_vars = _get(self.group(), "vars")
-        if group_vars is not None and isinstance(group_vars[1], MappingNode):
-            found = _get(group_vars[1], "cameras")
-            if found is not None:
-                return CameraList("group", group_vars[1], found[0], found[1])
-            if len(self.hosts()) <= 1:
-                return CameraList("group", group_vars[1], None, None)
-        if isinstance(host_vars, MappingNode):
-            return CameraList(host, host_vars, None, None)
-        raise EditError(
-            f"{self.path}: appliance {host!r} has no variables to add a `cameras:` list to; "
-            "add `cameras: []` under it (or under the group's vars) first"
-        )
-
-    def hosts_using(self, cameras: CameraList) -> list[str]:
-        """The hosts whose effective camera list is CAMERAS (the group's may serve several)."""
-        if cameras.owner != "group":
-            return [cameras.owner]
-        return [h for h in self.hosts() if self.camera_list(h).owner == "group"]
-
-    def pick_host(self, host: str | None) -> str:
-        hosts = list(self.hosts())
-        if host is not None:
-            if host not in hosts:
-                raise EditError(
-                    f"{self.path}: no appliance {host!r} (appliances: {', '.join(hosts)})"
-                )
-            return host
-        if len(hosts) == 1:
-            return hosts[0]
-        if not hosts:
-            raise EditError(f"{self.path}: no hosts in group '{APPLIANCE_GROUP}'")
-        raise EditError(
-            f"{self.path}: several appliances ({', '.join(hosts)}); choose one with --host"
-        )
-
-    def find_camera(self, name: str, host: str | None) -> tuple[CameraList, int]:
-        """The list holding camera NAME and its index there."""
-        hosts = [self.pick_host(host)] if host else list(self.hosts())
-        found: dict[int, tuple[CameraList, int]] = {}
-        names: set[str] = set()
-        for h in hosts:
-            cameras = self.camera_list(h)
-            if not isinstance(cameras.seq, SequenceNode):
-                continue
-            for index, item in enumerate(cameras.seq.value):
-                item_name = _get(item, "name")
-                if item_name is None or not isinstance(item_name[1], ScalarNode):
-                    continue
-                names.add(item_name[1].value)
-                if item_name[1].value == name:
-                    found[cameras.seq.start_mark.index] = (cameras, index)
-        if not found:
-            listed = ", ".join(sorted(names)) or "none"
-            hint = ""
-            if any((self.path.parent / d).is_dir() for d in ("group_vars", "host_vars")):
-                hint = "; cameras listed in group_vars/ or host_vars/ files must be edited by hand"
-            raise EditError(f"{self.path}: no camera {name!r} (cameras: {listed}){hint}")
-        if len(found) > 1:
-            raise EditError(f"{self.path}: camera {name!r} is in several lists; choose with --host")
-        return next(iter(found.values()))
 
     # -- edits -------------------------------------------------------------
 
@@ -423,6 +341,137 @@ class InventoryDocument:
         self._splice(start, end, "")
 
 
+class InventoryDocument(YamlText):
+    """The inventory file, plus the group_vars/host_vars files next to it that hold cameras.
+
+    A host's camera list is, as Ansible ranks them: host_vars/<host>, the host's inline
+    vars, group_vars/appliances, the group's inline vars. Edits go where the list is.
+    """
+
+    def __init__(self, path: Path, text: str | None = None):
+        super().__init__(path, text)
+        self.vars_files: dict[Path, YamlText] = {}
+
+    def _vars_file(self, kind: str, name: str) -> YamlText | None:
+        """The file of group_vars/NAME or host_vars/NAME that has a `cameras` key, if any."""
+        folder = self.path.parent / kind
+        candidates = [folder / f"{name}.yml", folder / f"{name}.yaml", folder / name]
+        if (folder / name).is_dir():
+            candidates = sorted(
+                p for p in (folder / name).iterdir() if p.suffix in (".yml", ".yaml")
+            )
+        for candidate in candidates:
+            if not candidate.is_file():
+                continue
+            if candidate not in self.vars_files:
+                try:
+                    self.vars_files[candidate] = YamlText(candidate)
+                except EditError:
+                    continue  # not YAML we can edit (e.g. a whole-file vault): not ours
+            doc = self.vars_files[candidate]
+            if _get(doc.root, "cameras") is not None:
+                return doc
+        return None
+
+    def files(self) -> dict[Path, str]:
+        """Every file's current text (edited or not)."""
+        return {self.path: self.text, **{p: d.text for p, d in self.vars_files.items()}}
+
+    # -- the structure -----------------------------------------------------
+
+    def group(self) -> MappingNode:
+        found = _get(self.root, "all")
+        children = _get(found[1], "children") if found else None
+        group = _get(children[1], APPLIANCE_GROUP) if children else None
+        if group is None:
+            group = _get(self.root, APPLIANCE_GROUP)
+        if group is None or not isinstance(group[1], MappingNode):
+            raise EditError(
+                f"{self.path}: no inline group '{APPLIANCE_GROUP}' (all.children.appliances); "
+                "camera edits need an inline YAML inventory"
+            )
+        return group[1]
+
+    def hosts(self) -> dict[str, Node]:
+        found = _get(self.group(), "hosts")
+        if found is None or not isinstance(found[1], MappingNode):
+            return {}
+        return {k.value: v for k, v in found[1].value if isinstance(k, ScalarNode)}
+
+    def camera_list(self, host: str) -> CameraList:
+        """The list that applies to HOST: its own `cameras`, else the group's."""
+        host_file = self._vars_file("host_vars", host)
+        if host_file is not None:
+            key, seq = _get(host_file.root, "cameras")  # type: ignore[misc]
+            return CameraList(host, host_file.root, key, seq, host_file)  # type: ignore[arg-type]
+        host_vars = self.hosts().get(host)
+        own = _get(host_vars, "cameras")
+        if own is not None:
+            return CameraList(host, host_vars, own[0], own[1], self)  # type: ignore[arg-type]
+        group_file = self._vars_file("group_vars", APPLIANCE_GROUP)
+        if group_file is not None:
+            key, seq = _get(group_file.root, "cameras")  # type: ignore[misc]
+            return CameraList("group", group_file.root, key, seq, group_file)  # type: ignore[arg-type]
+        group_vars = _get(self.group(), "vars")
+        if group_vars is not None and isinstance(group_vars[1], MappingNode):
+            found = _get(group_vars[1], "cameras")
+            if found is not None:
+                return CameraList("group", group_vars[1], found[0], found[1], self)
+            if len(self.hosts()) <= 1:
+                return CameraList("group", group_vars[1], None, None, self)
+        if isinstance(host_vars, MappingNode):
+            return CameraList(host, host_vars, None, None, self)
+        raise EditError(
+            f"{self.path}: appliance {host!r} has no variables to add a `cameras:` list to; "
+            "add `cameras: []` under it (or under the group's vars) first"
+        )
+
+    def hosts_using(self, cameras: CameraList) -> list[str]:
+        """The hosts whose effective camera list is CAMERAS (the group's may serve several)."""
+        if cameras.owner != "group":
+            return [cameras.owner]
+        return [h for h in self.hosts() if self.camera_list(h).where == cameras.where]
+
+    def pick_host(self, host: str | None) -> str:
+        hosts = list(self.hosts())
+        if host is not None:
+            if host not in hosts:
+                raise EditError(
+                    f"{self.path}: no appliance {host!r} (appliances: {', '.join(hosts)})"
+                )
+            return host
+        if len(hosts) == 1:
+            return hosts[0]
+        if not hosts:
+            raise EditError(f"{self.path}: no hosts in group '{APPLIANCE_GROUP}'")
+        raise EditError(
+            f"{self.path}: several appliances ({', '.join(hosts)}); choose one with --host"
+        )
+
+    def find_camera(self, name: str, host: str | None) -> tuple[CameraList, int]:
+        """The list holding camera NAME and its index there."""
+        hosts = [self.pick_host(host)] if host else list(self.hosts())
+        found: dict[tuple[Path, int], tuple[CameraList, int]] = {}
+        names: set[str] = set()
+        for h in hosts:
+            cameras = self.camera_list(h)
+            if not isinstance(cameras.seq, SequenceNode):
+                continue
+            for index, item in enumerate(cameras.seq.value):
+                item_name = _get(item, "name")
+                if item_name is None or not isinstance(item_name[1], ScalarNode):
+                    continue
+                names.add(item_name[1].value)
+                if item_name[1].value == name:
+                    found[cameras.where] = (cameras, index)
+        if not found:
+            listed = ", ".join(sorted(names)) or "none"
+            raise EditError(f"{self.path}: no camera {name!r} (cameras: {listed})")
+        if len(found) > 1:
+            raise EditError(f"{self.path}: camera {name!r} is in several lists; choose with --host")
+        return next(iter(found.values()))
+
+
 # ---------------------------------------------------------------------------
 # Addresses
 
@@ -476,24 +525,35 @@ Expectation = Callable[[Any], "str | None"]
 
 
 def expect_camera(
-    hosts: list[str], name: str, present: bool = True, values: dict[str, Any] | None = None
+    hosts: list[str],
+    name: str,
+    present: bool = True,
+    values: dict[str, Any] | None = None,
+    keep: Iterable[str] = (),
 ) -> Expectation:
-    """An Expectation: camera NAME is (not) among the cameras of HOSTS, with VALUES."""
+    """An Expectation: camera NAME is (not) among the cameras of HOSTS, with VALUES, and
+    the cameras named in KEEP are still there (a new list must not hide an older one)."""
+    keep = set(keep)
 
     def check(inventory: Any) -> str | None:
         for appliance in inventory.appliances:
             if appliance.name not in hosts:
                 continue
             cameras = [c for c in appliance.vars.get("cameras") or [] if isinstance(c, dict)]
+            lost = keep - {str(c.get("name")) for c in cameras}
+            if lost:
+                return (
+                    f"{appliance.name}: the edit would hide cameras {', '.join(sorted(lost))} "
+                    "(their list is in a file camera commands do not edit): edit it by hand"
+                )
             match = next((c for c in cameras if c.get("name") == name), None)
             took = (match is not None) == present and all(
                 match is not None and str(match.get(k)) == str(v) for k, v in (values or {}).items()
             )
             if not took:
                 return (
-                    f"{appliance.name}: the edit does not show in the cameras Ansible sees; "
-                    "they come from group_vars/ or host_vars/ files, which camera commands "
-                    "do not edit: edit those by hand"
+                    f"{appliance.name}: the edit does not show in the cameras Ansible sees "
+                    "(another vars file overrides this list?): edit it by hand"
                 )
         return None
 
@@ -556,6 +616,67 @@ def save(
         tmp.unlink(missing_ok=True)
 
 
+def save_document(
+    doc: InventoryDocument,
+    vault_password_file: str | None = None,
+    expect: Expectation | None = None,
+) -> list[Path]:
+    """Validate and write every file DOC changed (the inventory and/or vars files).
+
+    Returns the files written. Vars files cannot be validated in place (Ansible finds
+    them by name), so then the inventory with its group_vars/ and host_vars/ is copied
+    into a temp folder next to it, validated there before and after the edit, and only
+    then are the real files replaced.
+    """
+    changed = {p: t for p, t in doc.files().items() if t != _original(doc, p)}
+    if not changed:
+        return []
+    if list(changed) == [doc.path]:
+        save(doc.path, doc.text, vault_password_file, expect)
+        return [doc.path]
+    base = doc.path.parent
+    workdir = Path(tempfile.mkdtemp(dir=base, prefix=".presence-edit-"))
+    try:
+        shutil.copy2(doc.path, workdir / doc.path.name)
+        for folder in ("group_vars", "host_vars"):
+            if (base / folder).is_dir():
+                shutil.copytree(base / folder, workdir / folder, symlinks=True)
+        copy = workdir / doc.path.name
+        before = set(_problems(copy, vault_password_file))
+        for path, text in changed.items():
+            with open(workdir / path.relative_to(base), "w", encoding="utf-8", newline="") as out:
+                out.write(text)
+        after = [
+            p.replace(str(workdir), str(base)) for p in _problems(copy, vault_password_file, expect)
+        ]
+        new = [p for p in after if p not in before]
+        if new:
+            more = f" (and {len(new) - 1} more)" if len(new) > 1 else ""
+            raise EditError(f"{doc.path}: not changed: {new[0]}{more}")
+        for path, text in changed.items():
+            _replace(path, text)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return list(changed)
+
+
+def _original(doc: InventoryDocument, path: Path) -> str:
+    return doc.original if path == doc.path else doc.vars_files[path].original
+
+
+def _replace(path: Path, text: str) -> None:
+    """Write TEXT over PATH atomically, keeping its mode."""
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+        os.chmod(tmp, path.stat().st_mode & 0o7777)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def camera_fields(
     camera: dict[str, Any], vault_password_file: str | None
 ) -> list[tuple[str, str | None, str | None]]:
@@ -581,7 +702,7 @@ def add_camera_to(
 ) -> None:
     """Append CAMERA to the list of HOST (default: the only appliance) in DOC."""
     target = doc.camera_list(doc.pick_host(host))
-    doc.append_camera(target, camera_fields(camera, vault_password_file))
+    target.doc.append_camera(target, camera_fields(camera, vault_password_file))
 
 
 def add_camera(
@@ -599,7 +720,7 @@ def add_camera(
 def remove_camera(path: Path, name: str, host: str | None = None) -> str:
     doc = InventoryDocument(path)
     cameras, index = doc.find_camera(name, host)
-    doc.remove_camera(cameras, index)
+    cameras.doc.remove_camera(cameras, index)
     return doc.text
 
 
@@ -623,9 +744,9 @@ def set_camera_in(
     host: str | None = None,
     vault_password_file: str | None = None,
 ) -> None:
-    path = doc.path
     for key, value in changes.items():
         cameras, index = doc.find_camera(name, host)
+        path, edited = cameras.doc.path, cameras.doc
         item = cameras.seq.value[index]  # type: ignore[union-attr]
         if not isinstance(item, MappingNode):
             raise EditError(f"{path}: camera {name!r} is not a mapping")
@@ -637,10 +758,10 @@ def set_camera_in(
                     f"{path}: {key} of {name!r} is vault-encrypted; give --vault-password-file "
                     "to write the new value encrypted"
                 )
-            doc.set_key(item, key, None, vault_encrypt(str(value), vault_password_file))
+            edited.set_key(item, key, None, vault_encrypt(str(value), vault_password_file))
         else:
             quote = old[1].style if old is not None and isinstance(old[1], ScalarNode) else None
-            doc.set_key(
+            edited.set_key(
                 item, key, render_scalar(key, value, quote if quote in ("'", '"') else None)
             )
         if key == "name":

@@ -253,16 +253,27 @@ def write_atomically(path: Path, data: bytes, mode: int = 0o644) -> None:
 # The camera list in the inventory
 
 
-def edit_inventory(
-    inventory_path: str, vault_password_file: str | None, new_text: str, expect: Any = None
-) -> None:
-    """Validate and write (EditError, turned into exit 1 by _edit_errors, when refused)."""
-    from appliance.inventory_edit import save
+def write_edit(doc: Any, vault_password_file: str | None, expect: Any = None) -> str:
+    """Validate and write the files DOC changed (EditError -> exit 1 via _edit_errors);
+    return their names for the message."""
+    from appliance.inventory_edit import save_document
 
-    save(Path(inventory_path), new_text, vault_password_file, expect)
+    written = save_document(doc, vault_password_file, expect)
+    return ", ".join(str(p) for p in written) or str(doc.path)
 
 
 APPLY_HINT = "run `presence-appliance install` to apply it"
+
+
+def _names(inventory: Inventory, hosts: list[str]) -> set[str]:
+    """The camera names the HOSTS have now (an edit must keep them, but for the edited one)."""
+    return {
+        str(c.get("name"))
+        for a in inventory.appliances
+        if a.name in hosts
+        for c in a.vars.get("cameras") or []
+        if isinstance(c, dict)
+    }
 
 
 @camera.command("list")
@@ -337,13 +348,14 @@ def add(
     """Add camera NAME to the inventory (validated before the file is written)."""
     from appliance.inventory_edit import (
         InventoryDocument,
-        add_camera,
+        add_camera_to,
         expect_camera,
         next_free_ip,
     )
 
     inventory = load_for_cameras(inventory_path, vault_password_file)
-    host = InventoryDocument(Path(inventory_path)).pick_host(host)
+    doc = InventoryDocument(Path(inventory_path))
+    host = doc.pick_host(host)
     if ip is None:
         ip = next_free_ip(inventory.appliance(host).vars)
     camera_entry = {
@@ -353,12 +365,12 @@ def add(
         "secure_id": secure_id,
         "cloud": cloud,
     }
-    text = add_camera(Path(inventory_path), camera_entry, host, vault_password_file)
-    expect = expect_camera([host], name, values={"mac": mac.lower(), "ip": ip})
-    edit_inventory(inventory_path, vault_password_file, text, expect)
-    click.echo(
-        f"{inventory_path}: added camera {name} ({mac.lower()}, {ip}) to {host}; {APPLY_HINT}"
+    add_camera_to(doc, camera_entry, host, vault_password_file)
+    expect = expect_camera(
+        [host], name, values={"mac": mac.lower(), "ip": ip}, keep=_names(inventory, [host])
     )
+    written = write_edit(doc, vault_password_file, expect)
+    click.echo(f"{written}: added camera {name} ({mac.lower()}, {ip}) to {host}; {APPLY_HINT}")
 
 
 @camera.command()
@@ -373,13 +385,14 @@ def remove(
     """Remove camera NAME from the inventory."""
     from appliance.inventory_edit import InventoryDocument, expect_camera
 
+    inventory = load_for_cameras(inventory_path, vault_password_file)
     doc = InventoryDocument(Path(inventory_path))
     cameras, index = doc.find_camera(name, host)
     hosts = doc.hosts_using(cameras)
-    doc.remove_camera(cameras, index)
-    expect = expect_camera(hosts, name, present=False)
-    edit_inventory(inventory_path, vault_password_file, doc.text, expect)
-    click.echo(f"{inventory_path}: removed camera {name}; {APPLY_HINT}")
+    cameras.doc.remove_camera(cameras, index)
+    expect = expect_camera(hosts, name, present=False, keep=_names(inventory, hosts) - {name})
+    written = write_edit(doc, vault_password_file, expect)
+    click.echo(f"{written}: removed camera {name}; {APPLY_HINT}")
 
 
 KEY = re.compile(r"^[a-z_][a-z0-9_]{0,31}$")
@@ -428,12 +441,15 @@ def set_keys(
     )
 
     changes = parse_assignments(assignments)
+    inventory = load_for_cameras(inventory_path, vault_password_file)
     doc = InventoryDocument(Path(inventory_path))
     hosts = doc.hosts_using(doc.find_camera(name, host)[0])
     set_camera_in(doc, name, changes, host, vault_password_file)
-    expect = expect_camera(hosts, str(changes.get("name", name)), values=changes)
-    edit_inventory(inventory_path, vault_password_file, doc.text, expect)
+    new_name = str(changes.get("name", name))
+    keep = _names(inventory, hosts) - {name}
+    expect = expect_camera(hosts, new_name, values=changes, keep=keep)
+    written = write_edit(doc, vault_password_file, expect)
     shown = ", ".join(
         f"{k}=<hidden>" if k in SECRET_KEYS else f"{k}={v}" for k, v in changes.items()
     )
-    click.echo(f"{inventory_path}: camera {name}: {shown}; {APPLY_HINT}")
+    click.echo(f"{written}: camera {name}: {shown}; {APPLY_HINT}")

@@ -141,7 +141,7 @@ def _write(
         add_camera_to,
         all_of,
         expect_camera,
-        save,
+        save_document,
         set_camera_in,
     )
 
@@ -161,8 +161,11 @@ def _write(
             expect_camera([target], entry["name"], values={"mac": entry["mac"]})
             for _, entry in plan.added
         ]
+        existing = inventory.appliance(target).vars.get("cameras") or []
+        names = {str(c.get("name")) for c in existing if isinstance(c, dict)}
+        expectations.append(expect_camera([target], "", present=False, keep=names))
         if plan.added or plan.updated:
-            save(path, doc.text, vault_password_file, all_of(*expectations))
+            save_document(doc, vault_password_file, all_of(*expectations))
     except (EditError, InventoryError) as err:
         fail(str(err), EXIT_INVALID)
     for _, entry in plan.added:

@@ -271,30 +271,80 @@ def test_helpers():
         next_free_ip(net, taken={f"10.42.0.{i}" for i in range(12, 15)})
 
 
-def test_cameras_in_group_vars_files_are_not_shadowed(inventory, vault):
-    """A `cameras:` list in group_vars/appliances.yml wins over the inline one: an edit
-    of the inline list would not count, so it is refused."""
+def move_cameras_to(inventory: Path, relative: str) -> Path:
+    """Move the inline camera list into a vars file (de-indented); return the file."""
     text = inventory.read_text()
     start = text.index("        cameras:\n")
-    # Move the camera list (the rest of the file) into group_vars/appliances.yml.
-    cameras_block = text[start:]
     inventory.write_text(text[:start])
-    (inventory.parent / "group_vars").mkdir()
-    (inventory.parent / "group_vars" / "appliances.yml").write_text(
-        "\n".join(line[8:] for line in cameras_block.splitlines()) + "\n"
+    target = inventory.parent / relative
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(
+        "---\n# cameras of the garden\n"
+        + "\n".join(line[8:] for line in text[start:].splitlines())
+        + "\n"
     )
+    return target
+
+
+@pytest.mark.parametrize("relative", ["group_vars/appliances.yml", "host_vars/garden-pi.yml"])
+def test_cameras_in_a_vars_file_are_edited_there(inventory, vault, relative):
+    vars_file = move_cameras_to(inventory, relative)
+    inventory_before, vars_before = inventory.read_bytes(), vars_file.read_text()
+    code, output = cli(
+        inventory, vault, "add", "porch", "--mac", "70:ee:50:00:00:04", "--secure-id", "ab" * 16
+    )
+    assert code == 0, output
+    assert output.startswith(f"{vars_file}: added camera porch")
+    assert inventory.read_bytes() == inventory_before
+    assert vars_file.read_text().startswith(vars_before)
+    code, output = cli(inventory, vault, "set", "side", "ip=10.42.0.13")
+    assert code == 0, output
+    touched, _ = changes(vars_before, vars_file.read_text())
+    assert touched == [line_of(vars_before, "ip:   10.42.0.12")]
+    code, output = cli(inventory, vault, "remove", "drive")
+    assert code == 0, output
+    names = [c["name"] for c in load_inventory(inventory, str(vault)).appliances[0].vars["cameras"]]
+    assert names == ["back", "side", "porch"]
+    assert inventory.read_bytes() == inventory_before
+    # A refused edit of a vars file leaves it as it was, and no temp copy behind.
+    current = vars_file.read_bytes()
+    code, output = cli(inventory, vault, "set", "side", "ip=10.42.0.150")
+    assert code == 1
+    assert f"error: {inventory}: not changed: garden-pi: cameras[1].ip" in output
+    assert vars_file.read_bytes() == current
+    assert not [p for p in inventory.parent.rglob(".*") if p.name != ".presence-appliance"]
+
+
+def test_a_shadowed_edit_is_refused(inventory, vault):
+    """group_vars/all.yml ranks above the inline group vars: an inline list would not count."""
+    move_cameras_to(inventory, "group_vars/all.yml")
     code, output = cli(inventory, vault, "list")
-    assert code == 0 and "drive" in output  # Ansible sees them
+    assert code == 0 and "drive" in output
     before = inventory.read_bytes()
     code, output = cli(
         inventory, vault, "add", "porch", "--mac", "70:ee:50:00:00:04", "--secure-id", "ab" * 16
     )
     assert code == 1
-    assert "they come from group_vars/ or host_vars/ files" in output
+    assert "the edit does not show in the cameras Ansible sees" in output
     assert inventory.read_bytes() == before
-    code, output = cli(inventory, vault, "remove", "drive")
+
+
+def test_a_new_list_must_not_hide_cameras(inventory, vault):
+    """Cameras in `all: vars:` rank below `appliances: vars:`: a new list there would
+    hide them, so that edit is refused."""
+    text = inventory.read_text()
+    start = text.index("        cameras:\n")
+    cameras_block = "".join(line[4:] + "\n" for line in text[start:].splitlines())
+    inventory.write_text(text[:start].replace("all:\n", "all:\n  vars:\n" + cameras_block, 1))
+    code, output = cli(inventory, vault, "list")
+    assert code == 0 and "drive" in output
+    before = inventory.read_bytes()
+    code, output = cli(
+        inventory, vault, "add", "porch", "--mac", "70:ee:50:00:00:04", "--secure-id", "ab" * 16
+    )
     assert code == 1
-    assert "must be edited by hand" in output
+    assert "the edit would hide cameras back, drive, side" in output
+    assert inventory.read_bytes() == before
 
 
 def test_crlf_files_keep_their_line_endings(inventory, vault):
