@@ -159,7 +159,7 @@ def floodlight(
 ) -> None:
     """Set the floodlight of camera NAME to on, off or auto (other settings are kept)."""
     night_changes = parse_night(night)
-    inventory = load_for_cameras(inventory_path, vault_password_file)
+    inventory = load_for_cameras(inventory_path, vault_password_file, direct=direct)
     appliance, cam = find_camera(inventory, name, host)
 
     async def apply(client: CameraClient) -> dict[str, Any]:
@@ -190,7 +190,7 @@ def monitoring(
     state: str,
 ) -> None:
     """Switch monitoring (recording and alerts) of camera NAME on or off."""
-    inventory = load_for_cameras(inventory_path, vault_password_file)
+    inventory = load_for_cameras(inventory_path, vault_password_file, direct=direct)
     appliance, cam = find_camera(inventory, name, host)
     changed = talk(
         inventory, appliance, cam, direct, timeout, lambda c: c.set_monitoring(state == "on")
@@ -223,7 +223,7 @@ def snapshot(
     output: str,
 ) -> None:
     """Save a snapshot of camera NAME as a JPEG file."""
-    inventory = load_for_cameras(inventory_path, vault_password_file)
+    inventory = load_for_cameras(inventory_path, vault_password_file, direct=direct)
     appliance, cam = find_camera(inventory, name, host)
     data = talk(inventory, appliance, cam, direct, timeout, lambda c: c.snapshot())
     path = Path(output)

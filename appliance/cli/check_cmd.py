@@ -17,18 +17,22 @@ from appliance.cli.common import (
 )
 from appliance.inventory import Inventory, InventoryError, load_inventory
 
-# Variables check reads; if the loader could not resolve one (no vault password...) say so.
-NEEDED_VARS = ("cameras", "web", "ansible_host", "appliance_controller_dir")
+# Variables the camera commands read; if the loader could not resolve one (no vault
+# password...) say so. The proxy ones only matter when going through the Pi.
+NEEDED_VARS = ("cameras",)
+PROXY_VARS = ("web", "ansible_host", "appliance_controller_dir")
 
 
-def load_for_cameras(inventory_path: str, vault_password_file: str | None) -> Inventory:
+def load_for_cameras(
+    inventory_path: str, vault_password_file: str | None, *, direct: bool = True
+) -> Inventory:
     """Load the inventory for the camera commands; exit 2 with one line when it cannot be used."""
     try:
         inventory = load_inventory(inventory_path, vault_password_file)
     except InventoryError as err:
         fail(str(err), EXIT_USAGE)
     for appliance in inventory.appliances:
-        for key in NEEDED_VARS:
+        for key in NEEDED_VARS + (() if direct else PROXY_VARS):
             if key in appliance.unresolved:
                 fail(f"{appliance.name}: {key}: {appliance.unresolved[key]}", EXIT_USAGE)
     if not inventory.appliances:
@@ -81,7 +85,7 @@ def check(
     themselves. Exit 0 when every camera passes, 1 otherwise, 2 when the inventory
     cannot be read.
     """
-    inventory = load_for_cameras(inventory_path, vault_password_file)
+    inventory = load_for_cameras(inventory_path, vault_password_file, direct=direct)
     report = run_check(inventory, direct=direct, timeout=timeout, wait=wait)
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))

@@ -280,3 +280,11 @@ def test_wait_gives_up(make_cameras, tmp_path):
     report = run_check(inventory, direct=True, timeout=1, wait=3)
     assert not report.ok
     assert 2.5 < time.monotonic() - started < 6
+
+
+def test_vaulted_cameras_without_the_password_exit_2():
+    fixture = Path(__file__).parent / "fixtures" / "inventory.yml"
+    code, output = run_cli("check", "-i", str(fixture), "--direct")
+    assert code == 2
+    assert output.startswith("error: garden-pi: cameras: ")
+    assert len(output.strip().splitlines()) == 1
