@@ -34,7 +34,10 @@ def load_for_cameras(
     for appliance in inventory.appliances:
         for key in NEEDED_VARS + (() if direct else PROXY_VARS):
             if key in appliance.unresolved:
-                fail(f"{appliance.name}: {key}: {appliance.unresolved[key]}", EXIT_USAGE)
+                reason = appliance.unresolved[key]
+                if "vault" in reason.lower() and not vault_password_file:
+                    reason += " (give --vault-password-file)"
+                fail(f"{appliance.name}: {key}: {reason}", EXIT_USAGE)
     if not inventory.appliances:
         fail(f"{inventory_path}: no hosts in group 'appliances'", EXIT_USAGE)
     return inventory
