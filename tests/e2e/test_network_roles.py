@@ -176,6 +176,32 @@ def test_an_edit_restarts_only_its_service(
         assert restore.returncode == 0, restore.stdout + restore.stderr
 
 
+def _pi_network_report(lab: Lab) -> str:
+    """What the Pi's network looks like, for a failure message."""
+    parts = []
+    for cmd in (
+        ("networkctl", "list", "--no-pager"),
+        ("ip", "-4", "addr"),
+        ("ip", "-4", "route"),
+        ("ss", "-lnup"),
+        (
+            "journalctl",
+            "-u",
+            "dnsmasq",
+            "-u",
+            "systemd-networkd",
+            "-o",
+            "cat",
+            "--no-pager",
+            "-n",
+            "40",
+        ),
+    ):
+        result = lab.pi_exec(*cmd, check=False)
+        parts.append(f"$ {' '.join(cmd)}\n{result.stdout}{result.stderr}")
+    return "\n".join(parts)
+
+
 @pytest.mark.lab_lifecycle
 def test_vlan_per_camera_on_the_lab(lab_session: Any) -> None:
     """vlan_per_camera on a real systemd: networkd puts the Pi's /32 and each camera's route
@@ -186,7 +212,10 @@ def test_vlan_per_camera_on_the_lab(lab_session: Any) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     pi = lab.plan.pis[0]
     for camera in pi.cameras:
-        lease = lab.wait_camera_lease(camera.name, timeout=90)
+        try:
+            lease = lab.wait_camera_lease(camera.name, timeout=60)
+        except TimeoutError as err:
+            raise AssertionError(f"{err}\n{_pi_network_report(lab)}") from None
         assert lease["ip"] == camera.ip, lease
         assert lease["ntpsrv"] == [pi.camera_gateway], lease
         route = lab.run_in(pi.netns, "ip", "-4", "route", "show", f"{camera.ip}/32").stdout

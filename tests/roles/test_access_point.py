@@ -280,3 +280,79 @@ def test_preflight_names_the_problem(
     assert result.returncode != 0
     assert message in result.stdout, result.stdout
     assert "correct-horse-battery" not in result.stdout + result.stderr
+
+
+def _run_vlan_cleanup(tmp_path: Path, scenario: str, network_dir: Path) -> None:
+    """The role's cleanup tasks, on a test directory, with the role's own defaults and vars."""
+    playbook = tmp_path / "cleanup.yml"
+    role = REPO / "roles/access_point"
+    variables = load_scenario(scenario)
+    playbook.write_text(
+        yaml.safe_dump(
+            [
+                {
+                    "name": "Cleanup",
+                    "hosts": "localhost",
+                    "gather_facts": False,
+                    "vars_files": [str(role / "defaults/main.yml"), str(role / "vars/main.yml")],
+                    "vars": variables,
+                    "tasks": [
+                        {
+                            "name": "Remove stale camera network files",
+                            "ansible.builtin.import_tasks": str(role / "tasks/vlan_cleanup.yml"),
+                        }
+                    ],
+                    "handlers": [
+                        {
+                            "name": "Reload systemd-networkd",
+                            "ansible.builtin.debug": {"msg": "reload"},
+                        }
+                    ],
+                }
+            ]
+        )
+    )
+    result = subprocess.run(
+        [
+            str(REPO / ".venv/bin/ansible-playbook"),
+            "-i",
+            "localhost,",
+            "-c",
+            "local",
+            "-e",
+            f"ansible_python_interpreter={REPO / '.venv/bin/python'}",
+            # Extra vars: above the role defaults loaded as vars_files.
+            "-e",
+            f"access_point_networkd_dir={network_dir}",
+            str(playbook),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PATH": "/usr/bin:/bin:/usr/sbin:/sbin"},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("scenario", "kept"),
+    [
+        ("vlan_per_camera", {"61-presence-vlan-nord.network", "61-presence-vlan-sued.network"}),
+        ("ap_isolate", set()),
+    ],
+)
+def test_network_files_of_cameras_that_left_are_removed(
+    tmp_path: Path, scenario: str, kept: set[str]
+) -> None:
+    network_dir = tmp_path / "network"
+    network_dir.mkdir()
+    ours = {
+        "61-presence-vlan-nord.network",
+        "61-presence-vlan-sued.network",
+        "61-presence-vlan-gone.network",
+    }
+    others = {"60-presence-camera.network", "10-eth0.network"}
+    for name in ours | others:
+        (network_dir / name).write_text("[Match]\n")
+    _run_vlan_cleanup(tmp_path, scenario, network_dir)
+    assert {p.name for p in network_dir.iterdir()} == kept | others
