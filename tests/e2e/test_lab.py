@@ -8,6 +8,7 @@ import re
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from conftest import LabSession
 
 pytestmark = pytest.mark.lab
+REPO = Path(__file__).resolve().parents[2]
 
 CAP_NET_ADMIN = 12
 CAP_SYS_TIME = 25
@@ -66,6 +68,14 @@ def test_generated_inventory_passes_the_project_validation(pis: int, tmp_path: P
     assert result.returncode == 0, result.stdout + result.stderr
     for secret in (secrets["wifi_passphrase"], secrets["web_password"]):
         assert secret not in result.stdout + result.stderr
+    yamllint = Path(sys.executable).with_name("yamllint")
+    lint = subprocess.run(
+        [str(yamllint), "-s", "-c", str(REPO / ".yamllint"), str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert lint.returncode == 0, lint.stdout
 
 
 def test_pi_boots_under_systemd(lab: Lab) -> None:
