@@ -181,6 +181,10 @@ SCHEMA: dict[str, Field] = {
             ),
             "vlan_id": _f("int", "VLAN for isolation: vlan_per_camera (default: derived)."),
             "passphrase": _f("str", "Per-camera WPA passphrase (vlan_per_camera only)."),
+            "port": _f(
+                "int",
+                "The camera's HTTP port for `check --direct` (tests and benchmarks; cameras use 80).",
+            ),
         },
     ),
 }
@@ -656,6 +660,9 @@ def _check_cameras(
                 )
             else:
                 vlans[vlan] = i
+        port = cam.get("port")
+        if isinstance(port, int) and not isinstance(port, bool) and not 1 <= port <= 65535:
+            out.append(Problem(host, f"{at}.port", f"{port} is not a TCP port (1-65535)"))
         own = cam.get("passphrase")
         if isinstance(own, str):
             if wifi.get("isolation") != "vlan_per_camera":

@@ -125,7 +125,8 @@ def _check_cameras(inventory: object) -> None:
     from appliance.check import render_check_table, run_check
 
     click.echo("\nChecking every camera through the Pi:")
-    report = run_check(inventory)
+    # Cameras may still be rejoining right after a restart: retry for up to 30 s.
+    report = run_check(inventory, wait=30)
     render_check_table(report)
     if not report.ok:
         raise SystemExit(1)
