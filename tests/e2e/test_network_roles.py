@@ -227,3 +227,33 @@ def test_vlan_per_camera_on_the_lab(lab_session: Any) -> None:
     again = _install(lab)
     changed, tasks = _changed(again)
     assert changed == 0, "changed on the second run:\n" + "\n".join(tasks)
+
+
+@pytest.mark.lab_lifecycle
+def test_vlan_per_camera_camera_edit_keeps_hostapd_running(
+    lab_session: Any, tmp_path: Path
+) -> None:
+    """Adding a camera writes its passphrase line and network file and restarts dnsmasq,
+    never hostapd; removing it again deletes its network file."""
+    lab = lab_session.ensure_up(isolation="vlan_per_camera")
+    assert _install(lab).returncode == 0
+    data = copy.deepcopy(lab.inventory)
+    _edit_cameras(data)
+    edited = tmp_path / "inventory.yml"
+    edited.touch(mode=0o600)
+    edited.write_text(yaml.safe_dump(data, sort_keys=False))
+    extra_file = "/etc/systemd/network/61-presence-vlan-extra.network"
+    before = _units(lab)
+    try:
+        result = _install(lab, edited)
+        assert result.returncode == 0, result.stdout + result.stderr
+        after = _units(lab)
+        actual = {unit for unit in UNITS if before[unit] != after[unit]}
+        assert actual == {"dnsmasq"}, f"restarted {sorted(actual)}"
+        assert lab.pi_exec("test", "-f", extra_file, check=False).returncode == 0
+        psk = lab.pi_exec("grep", "-c", "70:ee:50:00:64:01", "/etc/hostapd/hostapd.wpa_psk").stdout
+        assert psk.strip() == "1"
+    finally:
+        restore = _install(lab)
+        assert restore.returncode == 0, restore.stdout + restore.stderr
+    assert lab.pi_exec("test", "-e", extra_file, check=False).returncode != 0
