@@ -253,3 +253,18 @@ def test_vlan_per_camera_each_camera_on_its_own_link_keeps_its_address(
         spaces["nord"], ["ping", "-c", "1", "-W", "2", "10.203.64.12"], check=False
     )
     assert blocked.returncode != 0
+
+
+@pytest.mark.netns
+def test_serves_when_the_camera_address_appears_after_dnsmasq_started(
+    netns: Netns, tmp_path: Path
+) -> None:
+    """At boot dnsmasq may start before the camera interface has its address (bind-dynamic)."""
+    out = render_scenario("ap_isolate", tmp_path / "out", roles=("dhcp",))
+    pi = netns.add("pi")
+    nord = _client(netns, pi, "pan-wl0", "nord", "70:ee:50:00:00:01")
+    _start_dnsmasq(netns, pi, out, tmp_path / "state")
+    netns.exec(pi, ["ip", "addr", "add", f"{PI}/24", "dev", "pan-wl0"])
+    lease = _dhcp(netns, nord, "wlan0", tmp_path)
+    assert lease["ip"] == "10.203.64.11"
+    assert _dns_query(netns, nord, PI, "nord") == "10.203.64.11"

@@ -139,3 +139,21 @@ def test_syncs_from_upstream_over_the_uplink_and_serves_only_the_camera_side(
     assert stratum == 4, (tmp_path / "pi/chronyd.log").read_text()
     # Nothing answers NTP on the uplink address.
     assert _stratum(netns, wan, PI_UPLINK) is None
+
+
+@pytest.mark.netns
+def test_serves_when_the_camera_address_appears_after_chrony_started(
+    netns: Netns, tmp_path: Path
+) -> None:
+    """At boot chrony may start before systemd-networkd gave the camera interface its address:
+    the bindaddress socket must still serve once the address is there (no restart)."""
+    out = render_scenario("vlan_per_camera", tmp_path / "out", roles=("ntp",))
+    pi = netns.add("pi")
+    camera = netns.add("cam")
+    netns.veth(pi, "pan-wl0", camera, "wlan0")
+    netns.exec(camera, ["ip", "addr", "add", "10.203.64.11/24", "dev", "wlan0"])
+    _start_chronyd(netns, pi, out / "etc/chrony/chrony.conf", tmp_path / "pi")
+    time.sleep(1)
+    netns.exec(pi, ["ip", "addr", "add", f"{PI}/24", "dev", "pan-wl0"])
+    stratum = _wait_stratum(netns, camera, PI, 10, 15)
+    assert stratum == 10, (tmp_path / "pi/chronyd.log").read_text()
