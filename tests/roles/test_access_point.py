@@ -356,3 +356,29 @@ def test_network_files_of_cameras_that_left_are_removed(
         (network_dir / name).write_text("[Match]\n")
     _run_vlan_cleanup(tmp_path, scenario, network_dir)
     assert {p.name for p in network_dir.iterdir()} == kept | others
+
+
+@pytest.mark.parametrize("role", ["access_point", "dhcp", "ntp"])
+def test_argument_specs_accept_every_schema_key_of_what_they_declare(role: str) -> None:
+    """Ansible refuses unknown sub-keys: a role declaring `cameras` must list every camera key
+    the schema allows, or a valid inventory would fail the role's argument validation."""
+    from appliance.schema import to_argument_spec
+
+    schema = to_argument_spec()
+    spec = yaml.safe_load((REPO / "roles" / role / "meta/argument_specs.yml").read_text())
+    options = spec["argument_specs"]["main"]["options"]
+
+    def missing(path: str, declared: dict, expected: dict) -> list[str]:
+        gaps = []
+        for key, entry in expected.items():
+            if key not in declared:
+                gaps.append(path + key)
+            elif "options" in entry:
+                gaps += missing(f"{path}{key}.", declared[key].get("options", {}), entry["options"])
+        return gaps
+
+    gaps = []
+    for key in options.keys() & schema.keys():
+        if "options" in schema[key]:
+            gaps += missing(f"{key}.", options[key].get("options", {}), schema[key]["options"])
+    assert not gaps, f"roles/{role} argument spec lacks {gaps}"
