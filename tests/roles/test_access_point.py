@@ -282,7 +282,7 @@ def test_preflight_names_the_problem(
     assert "correct-horse-battery" not in result.stdout + result.stderr
 
 
-def _run_vlan_cleanup(tmp_path: Path, scenario: str, network_dir: Path) -> None:
+def _run_vlan_cleanup(tmp_path: Path, scenario: str, network_dir: Path, hostapd_dir: Path) -> None:
     """The role's cleanup tasks, on a test directory, with the role's own defaults and vars."""
     playbook = tmp_path / "cleanup.yml"
     role = REPO / "roles/access_point"
@@ -324,6 +324,8 @@ def _run_vlan_cleanup(tmp_path: Path, scenario: str, network_dir: Path) -> None:
             # Extra vars: above the role defaults loaded as vars_files.
             "-e",
             f"access_point_networkd_dir={network_dir}",
+            "-e",
+            f"access_point_hostapd_dir={hostapd_dir}",
             str(playbook),
         ],
         capture_output=True,
@@ -335,17 +337,23 @@ def _run_vlan_cleanup(tmp_path: Path, scenario: str, network_dir: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("scenario", "kept"),
+    ("scenario", "kept", "hostapd_kept"),
     [
-        ("vlan_per_camera", {"61-presence-vlan-nord.network", "61-presence-vlan-sued.network"}),
-        ("ap_isolate", set()),
+        (
+            "vlan_per_camera",
+            {"61-presence-vlan-nord.network", "61-presence-vlan-sued.network"},
+            {"hostapd.conf", "hostapd.wpa_psk", "hostapd.vlan"},
+        ),
+        ("ap_isolate", set(), {"hostapd.conf"}),
     ],
 )
-def test_network_files_of_cameras_that_left_are_removed(
-    tmp_path: Path, scenario: str, kept: set[str]
+def test_files_of_cameras_that_left_are_removed(
+    tmp_path: Path, scenario: str, kept: set[str], hostapd_kept: set[str]
 ) -> None:
     network_dir = tmp_path / "network"
+    hostapd_dir = tmp_path / "hostapd"
     network_dir.mkdir()
+    hostapd_dir.mkdir()
     ours = {
         "61-presence-vlan-nord.network",
         "61-presence-vlan-sued.network",
@@ -354,8 +362,11 @@ def test_network_files_of_cameras_that_left_are_removed(
     others = {"60-presence-camera.network", "10-eth0.network"}
     for name in ours | others:
         (network_dir / name).write_text("[Match]\n")
-    _run_vlan_cleanup(tmp_path, scenario, network_dir)
+    for name in ("hostapd.conf", "hostapd.wpa_psk", "hostapd.vlan"):
+        (hostapd_dir / name).write_text("#\n")
+    _run_vlan_cleanup(tmp_path, scenario, network_dir, hostapd_dir)
     assert {p.name for p in network_dir.iterdir()} == kept | others
+    assert {p.name for p in hostapd_dir.iterdir()} == hostapd_kept
 
 
 @pytest.mark.parametrize("role", ["access_point", "dhcp", "ntp"])
