@@ -33,8 +33,12 @@ def _inventory(lab: Lab, tmp_path: Path, **extra: Any) -> Path:
     return path
 
 
-def _install(lab: Lab, inventory: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    return lab.cli("install", "-i", str(inventory), "--no-check", "--tags", "web", *extra)
+def _install(
+    lab: Lab, inventory: Path, *extra: str, tags: str | None = "web"
+) -> subprocess.CompletedProcess[str]:
+    return lab.cli(
+        "install", "-i", str(inventory), "--no-check", *(["--tags", tags] if tags else []), *extra
+    )
 
 
 def _changed(result: subprocess.CompletedProcess[str]) -> int:
@@ -80,9 +84,12 @@ class Browser:
 
 @pytest.fixture
 def web(lab: Lab, tmp_path: Path) -> tuple[Lab, Path]:
+    """The lab Pi provisioned with every role (the proxy needs the camera network)."""
     inventory = _inventory(lab, tmp_path)
-    result = _install(lab, inventory)
+    result = _install(lab, inventory, tags=None)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    for camera in lab.plan.pis[0].cameras:
+        lab.wait_camera_lease(camera.name, timeout=90)
     return lab, inventory
 
 
@@ -210,7 +217,8 @@ def test_proxy_from_the_home_network(web: tuple[Lab, Path]) -> None:
     for secret in secure_ids:
         assert secret not in logs
     assert not any(
-        s in lab.pi_exec("sh", "-c", "cat /var/www/presence-appliance/*.*").stdout for s in secure_ids
+        s in lab.pi_exec("sh", "-c", "cat /var/www/presence-appliance/*.*").stdout
+        for s in secure_ids
     )
 
 

@@ -22,7 +22,6 @@ import ssl
 import subprocess
 import time
 import uuid
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,30 +51,9 @@ def run(
 def render_web(inventory_file: Path, host: str, out: Path) -> list[Any]:
     """Render the web role's files.yml templates through the project's one rendering path."""
     from appliance.inventory import load_inventory
-    from appliance.render import RenderError, render_appliance
+    from appliance.render import render_appliance
 
-    inventory = load_inventory(str(inventory_file))
-    try:
-        return render_appliance(inventory, host, out, roles=["web"])
-    except RenderError as err:
-        # Interim, until the lead's fix lands: appliance.render passes a keyword
-        # (include_ansible_managed) that ansible-core 2.19's public wrapper does not take.
-        # Adapt that one call and render through appliance.render all the same (loudly).
-        if "include_ansible_managed" not in str(err):
-            raise
-        warnings.warn(f"appliance.render: {err}; adapting the call", stacklevel=2)
-        import ansible.template as ansible_template
-        from ansible.template import _template_vars
-
-        def generate(
-            path: str, fullpath: str | None = None, dest_path: str | None = None, **kw: Any
-        ) -> dict[str, object]:
-            return _template_vars.generate_ansible_template_vars(
-                path=path, fullpath=fullpath, dest_path=dest_path, **kw
-            )
-
-        ansible_template.generate_ansible_template_vars = generate  # type: ignore[assignment]
-        return render_appliance(inventory, host, out, roles=["web"])
+    return render_appliance(load_inventory(str(inventory_file)), host, out, roles=["web"])
 
 
 @dataclass

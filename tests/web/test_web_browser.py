@@ -169,3 +169,17 @@ def test_offline_camera_shows_and_recovers(site: WebSite, browser: Any) -> None:
     page.wait_for_selector(f'{status}[data-state="online"]', timeout=20000)
     wait_playing(page, "garage")
     assert_advances(page, "garage")
+
+
+def test_without_a_player_the_snapshot_refreshes_every_second(site: WebSite, browser: Any) -> None:
+    page = browser.new_page()
+    page.goto(f"{site.base_url}/?player=snapshot")
+    fallback = '[data-camera="nord"] img.fallback'
+    page.wait_for_selector(fallback, timeout=15000)
+    page.wait_for_function(f"() => document.querySelector('{fallback}').naturalWidth > 0")
+    first = page.locator(fallback).get_attribute("src")
+    time.sleep(2.5)
+    second = page.locator(fallback).get_attribute("src")
+    assert first and second and first != second
+    assert second.startswith("cameras/nord/live/snapshot_720.jpg?t=")
+    assert page.locator('[data-camera="nord"] video').is_hidden()
