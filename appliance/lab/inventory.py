@@ -27,7 +27,9 @@ def _cameras(pi: Pi, secure_ids: dict[str, str]) -> list[dict[str, Any]]:
     ]
 
 
-def build_inventory(plan: LabPlan, secrets: dict[str, Any], key_path: Path) -> dict[str, Any]:
+def build_inventory(
+    plan: LabPlan, secrets: dict[str, Any], key_path: Path, hlsjs: Path | None = None
+) -> dict[str, Any]:
     """The inventory as data. One Pi: cameras in group vars; several: per-host vars."""
     hosts: dict[str, Any] = {}
     for pi in plan.pis:
@@ -71,6 +73,9 @@ def build_inventory(plan: LabPlan, secrets: dict[str, Any], key_path: Path) -> d
         "tls_cert": None,
         "tls_key": None,
     }
+    if hlsjs is not None:
+        # The lab's Pis have no internet: the web role copies hls.js from the controller.
+        group["web_hlsjs_src"] = str(hlsjs)
     if len(plan.pis) == 1:
         group["cameras"] = _cameras(plan.pis[0], secrets["secure_ids"])
     return {"all": {"children": {"appliances": {"hosts": hosts, "vars": group}}}}

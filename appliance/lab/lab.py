@@ -16,6 +16,7 @@ from appliance.lab import image, network, wan
 from appliance.lab import pi as pis_mod
 from appliance.lab import plan as topo
 from appliance.lab.camera_agent import read_lease
+from appliance.lab.hlsjs import local_hlsjs
 from appliance.lab.inventory import WEB_USER, build_inventory, write_inventory
 from appliance.lab.plan import LabPlan, make_plan
 from appliance.lab.proc import is_running, netns_pids, spawn, stop_pids, stop_recorded
@@ -176,7 +177,10 @@ def up(
             )
             state.add_process(f"camera-{cam.name}", pid, cam.netns)
         inventory = lab / "inventory.yml"
-        write_inventory(inventory, build_inventory(plan, secrets, key))
+        hlsjs = local_hlsjs()
+        if hlsjs is None:
+            progress("hls.js not available locally: the web role will say how to provide it")
+        write_inventory(inventory, build_inventory(plan, secrets, key, hlsjs))
         for pi in plan.pis:
             status = pis_mod.wait_booted(leaders[pi.host])
             pis_mod.wait_ssh(pi, key, topo.LAN_NS)
