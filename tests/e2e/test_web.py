@@ -232,3 +232,82 @@ def test_a_config_nginx_rejects_never_goes_live(web: tuple[Lab, Path], tmp_path:
     assert result.returncode != 0
     assert lab.pi_exec("sha256sum", "/etc/nginx/nginx.conf").stdout == live
     assert lab.pi_exec("systemctl", "is-active", "nginx").stdout.strip() == "active"
+
+
+def _names(cert: Path) -> str:
+    return subprocess.run(
+        ["openssl", "x509", "-in", str(cert), "-noout", "-ext", "subjectAltName"],
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=True,
+    ).stdout
+
+
+def test_certificate_follows_the_inventory(web: tuple[Lab, Path], tmp_path: Path) -> None:
+    lab, _ = web
+    host = lab.plan.pis[0].host
+    # A new server name: the self-signed certificate is made again, and pinned again.
+    (tmp_path / "renamed").mkdir()
+    renamed = _inventory(lab, tmp_path / "renamed")
+    text = renamed.read_text().replace("cams.lab.home.arpa", "cams2.lab.home.arpa")
+    renamed.write_text(text)
+    result = _install(lab, renamed)
+    assert result.returncode == 0, result.stdout[-3000:]
+    pinned = renamed.parent / ".presence-appliance" / "tls" / f"{host}.crt"
+    assert "DNS:cams2.lab.home.arpa" in _names(pinned)
+    # The user's own certificate and key: copied (key 0600) and pinned as they are.
+    own = tmp_path / "own"
+    own.mkdir()
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "30",
+            "-subj",
+            "/CN=own.example",
+            "-addext",
+            "subjectAltName=DNS:own.example",
+            "-keyout",
+            str(own / "key.pem"),
+            "-out",
+            str(own / "cert.pem"),
+        ],
+        capture_output=True,
+        timeout=30,
+        check=True,
+    )
+    inventory = _inventory(lab, own)
+    text = yaml.safe_load(inventory.read_text())
+    text["all"]["children"]["appliances"]["vars"]["web"].update(
+        tls_cert=str(own / "cert.pem"), tls_key=str(own / "key.pem")
+    )
+    inventory.write_text(yaml.safe_dump(text, sort_keys=False))
+    result = _install(lab, inventory)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert (own / ".presence-appliance" / "tls" / f"{host}.crt").read_bytes() == (
+        own / "cert.pem"
+    ).read_bytes()
+    mode = lab.pi_exec(
+        "stat", "-c", "%a %U", "/etc/nginx/presence-appliance-tls/server.key"
+    ).stdout.split()
+    assert mode == ["600", "root"]
+    served = lab.run_in(
+        LAN,
+        "openssl",
+        "s_client",
+        "-connect",
+        f"{lab.plan.pis[0].address}:443",
+        "-CAfile",
+        str(own / "cert.pem"),
+        timeout=20,
+        check=False,
+    ).stdout
+    assert "own.example" in served
