@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 
 from tests.web.hlsjs import pinned, sha256
 from tests.web.site import WebSite, run
@@ -476,3 +477,27 @@ def test_viewer_paths_answer_while_others_are_busy(fresh: WebSite) -> None:
         thread.join(timeout=10)
         fresh.cameras["garage"].fault("none")
     assert results == [504]
+
+
+def test_forty_cameras_with_hyphenated_names_pass_nginx_t(site: WebSite, tmp_path: Path) -> None:
+    from tests.web.site import render_web
+
+    data = site.inventory(web_nginx_conf=str(tmp_path / "nginx.conf"))
+    variables = data["all"]["children"]["appliances"]["vars"]
+    variables["cameras"] = [
+        {
+            "name": f"front-door-{i}",
+            "mac": f"70:ee:50:00:01:{i:02x}",
+            "ip": f"10.203.101.{10 + i}",
+            "secure_id": f"{i:032x}",
+            "cloud": "block",
+        }
+        for i in range(40)
+    ]
+    inventory = tmp_path / "inventory.yml"
+    inventory.write_text(yaml.safe_dump(data))
+    render_web(inventory, "paw-pi", tmp_path / "out")
+    conf = tmp_path / "out" / str(tmp_path / "nginx.conf").lstrip("/")
+    result = site.nginx_test(conf)
+    assert result.returncode == 0, result.stderr
+    assert conf.read_text().count("location ~") == 40 * 6
