@@ -78,7 +78,7 @@ def test_console_command_renders_from_elsewhere(installed_venv: Path, tmp_path: 
         timeout=60,
     ).stdout
     assert str(installed_venv) in location
-    assert not str(REPO) in location
+    assert str(REPO) not in location
     for path in rendered:
         assert not (path.stat().st_mode & stat.S_IWOTH)
 
