@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import sys
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 
@@ -36,7 +36,27 @@ def inventory_options(func: F) -> F:
     return func
 
 
-def fail(message: str, code: int = EXIT_USAGE) -> None:
+def load_valid_inventory(inventory_path: str, vault_password_file: str | None, refusal: str) -> Any:
+    """Load and validate; on any problem print it and exit (2 unreadable, 1 invalid).
+
+    REFUSAL ends the message for an invalid inventory (what was, or was not, done).
+    """
+    from appliance.inventory import InventoryError, load_inventory
+    from appliance.schema import errors, validate
+
+    try:
+        inventory = load_inventory(inventory_path, vault_password_file)
+    except InventoryError as err:
+        fail(str(err), EXIT_USAGE)
+    bad = errors(validate(inventory))
+    if bad:
+        for problem in bad:
+            click.echo(str(problem), err=True)
+        fail(f"{inventory_path} is not valid; {refusal}", EXIT_INVALID)
+    return inventory
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
     click.echo(f"error: {message}", err=True)
     sys.exit(code)
 

@@ -8,10 +8,13 @@ from pathlib import Path
 
 import click
 
-from appliance.cli.common import EXIT_INVALID, EXIT_USAGE, fail, inventory_options, no_traceback
-from appliance.inventory import InventoryError, load_inventory
-from appliance.schema import errors
-from appliance.schema import validate as validate_inventory
+from appliance.cli.common import (
+    EXIT_INVALID,
+    fail,
+    inventory_options,
+    load_valid_inventory,
+    no_traceback,
+)
 from appliance.secrets import Redactor, inventory_secrets
 
 _STATUS_STYLE = {
@@ -53,15 +56,7 @@ def install(
     """
     from appliance.playbook_run import TaskResult, run_site
 
-    try:
-        inventory = load_inventory(inventory_path, vault_password_file)
-    except InventoryError as err:
-        fail(str(err), EXIT_USAGE)
-    bad = errors(validate_inventory(inventory))
-    if bad:
-        for problem in bad:
-            click.echo(str(problem), err=True)
-        fail(f"{inventory_path} is not valid; nothing was changed", EXIT_INVALID)
+    inventory = load_valid_inventory(inventory_path, vault_password_file, "nothing was changed")
 
     redact = Redactor()
     for appliance in inventory.appliances:

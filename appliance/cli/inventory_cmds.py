@@ -12,6 +12,7 @@ from appliance.cli.common import (
     EXIT_USAGE,
     fail,
     inventory_options,
+    load_valid_inventory,
     no_traceback,
 )
 from appliance.inventory import InventoryError, load_inventory
@@ -67,15 +68,9 @@ def render(
     """
     from appliance.render import RenderError, render_appliance
 
-    try:
-        inventory = load_inventory(inventory_path, vault_password_file)
-    except InventoryError as err:
-        fail(str(err), EXIT_USAGE)
-    bad = errors(validate_inventory(inventory))
-    if bad:
-        for problem in bad:
-            click.echo(str(problem), err=True)
-        fail(f"{inventory_path} is not valid; run `presence-appliance validate`", EXIT_INVALID)
+    inventory = load_valid_inventory(
+        inventory_path, vault_password_file, "run `presence-appliance validate`"
+    )
     if host is None:
         if len(inventory.appliances) != 1:
             names = ", ".join(a.name for a in inventory.appliances)
