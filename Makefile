@@ -57,6 +57,7 @@ test: deps lint
 bench: deps
 	$(BIN)/python bench/proxy_bench.py
 	$(BIN)/python bench/check_bench.py
+	$(BIN)/python bench/cli_startup.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

@@ -58,3 +58,16 @@ def test_unreachable_pi_is_one_clear_line(tmp_path: Path) -> None:
 def test_module_entry_point_exists() -> None:
     result = subprocess.run([*CLI, "--version"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and "presence-appliance" in result.stdout
+
+
+def test_help_does_not_import_ansible() -> None:
+    # --help must stay fast: Ansible (~0.4 s to import) is loaded only by commands that run it.
+    code = (
+        "import sys; from click.testing import CliRunner; from appliance.cli import main; "
+        "r = CliRunner().invoke(main, ['--help']); assert r.exit_code == 0, r.output; "
+        "print('ansible' in sys.modules, 'install' in r.output and 'check' in r.output)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+    )
+    assert result.stdout.split() == ["False", "True"], result.stdout + result.stderr
