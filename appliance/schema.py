@@ -59,6 +59,8 @@ CHANNELS = {
         165,
     },
 }
+# Regulatory domains where 2.4 GHz stops at channel 11 (FCC rules: the US, its territories, Canada, Taiwan).
+CHANNELS_1_TO_11 = frozenset({"US", "CA", "TW", "PR", "GU", "AS", "VI", "MP", "UM"})
 ISOLATION = ("ap_isolate", "vlan_per_camera")
 CLOUD = ("allow", "block")
 
@@ -359,6 +361,13 @@ def _check_wifi(host: str, wifi: dict[str, Any], out: list[Problem]) -> None:
     if isinstance(channel, int) and band in CHANNELS and channel not in CHANNELS[band]:
         hint = "1-13" if band == "2.4" else "36-48, 52-64, 100-144, 149-165"
         out.append(Problem(host, "wifi.channel", f"{channel} is not a {band} GHz channel ({hint})"))
+    elif (
+        isinstance(channel, int) and band == "2.4" and country in CHANNELS_1_TO_11 and channel > 11
+    ):
+        # hostapd would accept the file and only fail on the Pi when the radio refuses it.
+        out.append(
+            Problem(host, "wifi.channel", f"{channel} is not allowed in {country} (2.4 GHz: 1-11)")
+        )
 
 
 def _check_network(

@@ -79,6 +79,12 @@ BROKEN: list[tuple[str, Mutation, int, str]] = [
     ("country-unknown", _set("wifi.country", "XX"), 1, "wifi.country: 'XX' is not an ISO"),
     ("country-lowercase", _set("wifi.country", "de"), 1, "wifi.country"),
     ("channel-2g-out", _set("wifi.channel", 14), 1, "wifi.channel: 14 is not a 2.4 GHz channel"),
+    (
+        "channel-not-in-country",
+        lambda d: (_set("wifi.country", "US")(d), _set("wifi.channel", 13)(d)),
+        1,
+        "wifi.channel: 13 is not allowed in US",
+    ),
     ("channel-5g-mismatch", _set("wifi.band", "5"), 1, "wifi.channel: 6 is not a 5 GHz channel"),
     ("channel-text", _set("wifi.channel", "six"), 1, "wifi.channel: must be an integer"),
     ("isolation-bad", _set("wifi.isolation", "none"), 1, "wifi.isolation: 'none' is not one of"),
