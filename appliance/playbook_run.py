@@ -20,6 +20,7 @@ class TaskResult:
     task: str  # "role : task name"
     status: str  # ok | changed | failed | unreachable | skipped
     message: str = ""
+    diff: str = ""  # unified diff of what the task changed (with --diff); may hold secrets
 
 
 @dataclass
@@ -50,6 +51,38 @@ class PlaybookResult:
             and not self.failures
             and all(r.failures == 0 and r.unreachable == 0 for r in self.recap.values())
         )
+
+
+def _diff_text(res: dict[str, Any]) -> str:
+    """Ansible's `diff` result (a dict or a list of them) as one unified diff."""
+    import difflib
+
+    diffs = res.get("diff")
+    if isinstance(diffs, dict):
+        diffs = [diffs]
+    if not isinstance(diffs, list):
+        return ""
+    parts: list[str] = []
+    for diff in diffs:
+        if not isinstance(diff, dict):
+            continue
+        if isinstance(diff.get("prepared"), str):
+            parts.append(diff["prepared"])
+            continue
+        before, after = diff.get("before", ""), diff.get("after", "")
+        if not isinstance(before, str) or not isinstance(after, str) or before == after:
+            continue
+        parts.append(
+            "".join(
+                difflib.unified_diff(
+                    before.splitlines(keepends=True),
+                    after.splitlines(keepends=True),
+                    fromfile=str(diff.get("before_header", "before")),
+                    tofile=str(diff.get("after_header", "after")),
+                )
+            )
+        )
+    return "\n".join(p.rstrip("\n") for p in parts if p)
 
 
 def _task_name(data: dict[str, Any]) -> str:
@@ -126,6 +159,7 @@ def run_site(
                 result.failures.append(item)
             if status == "changed":
                 changed.append(item)
+                item.diff = _diff_text(res)
             if on_task:
                 on_task(item)
         if kind == "playbook_on_stats":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -43,3 +44,13 @@ class Redactor:
         for secret in self._secrets:
             text = text.replace(secret, MASK)
         return text
+
+
+# Secure ids are hex (the schema insists). A diff's "before" side holds the ids that are on
+# the Pi now, which the inventory may no longer name: mask every long hex run there.
+_HEX_RUN = re.compile(r"(?<![0-9A-Za-z])[0-9a-fA-F]{12,}(?![0-9A-Za-z])")
+
+
+def redact_diff(text: str, redact: Redactor) -> str:
+    """Mask known secrets and anything shaped like a secure id in a config diff."""
+    return _HEX_RUN.sub(MASK, redact(text))

@@ -15,7 +15,7 @@ from appliance.cli.common import (
     load_valid_inventory,
     no_traceback,
 )
-from appliance.secrets import Redactor, inventory_secrets
+from appliance.secrets import Redactor, inventory_secrets, redact_diff
 
 _STATUS_STYLE = {
     "ok": ("ok", "green"),
@@ -72,6 +72,9 @@ def install(
         if item.message:
             line += f": {redact(item.message)}"
         click.echo(click.style(line, fg=style) if color and style else line)
+        if diff and item.diff:
+            # Config files hold secure ids and passphrases: mask them in the diff too.
+            click.echo(redact_diff(item.diff, redact))
 
     def on_task_start(name: str) -> None:
         if verbose:
