@@ -21,13 +21,13 @@ import pytest
 from click.testing import CliRunner
 
 from appliance.cli import main
+from tests.certs import make_self_signed
 from tests.day2.conftest import camera_entry, write_inventory
 
 PI_ADDRESS = "127.0.0.148"
 SERVER_NAME = "pi.lan"
 WEB_USER, WEB_PASSWORD = "admin", "s3cret-web"
 
-pytestmark = pytest.mark.skipif(shutil.which("nginx") is None, reason="nginx is not installed")
 
 NGINX_CONF = """
 daemon off;
@@ -98,32 +98,9 @@ def _wait_for_port(address: str, port: int, proc: subprocess.Popen[bytes], log: 
 
 
 def make_cert(directory: Path, stem: str, san: str) -> Path:
-    subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            f"/CN={SERVER_NAME}",
-            "-addext",
-            f"subjectAltName={san}",
-            "-keyout",
-            str(directory / f"{stem}.key"),
-            "-out",
-            str(directory / f"{stem}.crt"),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=30,
+    return make_self_signed(
+        directory / f"{stem}.key", directory / f"{stem}.crt", SERVER_NAME, san, days=2
     )
-    return directory / f"{stem}.crt"
 
 
 class Proxy:

@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from appliance.lab.handle import Lab
+from tests.certs import make_self_signed
 from tests.web.hlsjs import fetch_hlsjs
 
 pytestmark = pytest.mark.lab
@@ -259,31 +260,7 @@ def test_certificate_follows_the_inventory(web: tuple[Lab, Path], tmp_path: Path
     # The user's own certificate and key: copied (key 0600) and pinned as they are.
     own = tmp_path / "own"
     own.mkdir()
-    subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-days",
-            "30",
-            "-subj",
-            "/CN=own.example",
-            "-addext",
-            "subjectAltName=DNS:own.example",
-            "-keyout",
-            str(own / "key.pem"),
-            "-out",
-            str(own / "cert.pem"),
-        ],
-        capture_output=True,
-        timeout=30,
-        check=True,
-    )
+    make_self_signed(own / "key.pem", own / "cert.pem", "own.example", "DNS:own.example")
     inventory = _inventory(lab, own)
     text = yaml.safe_load(inventory.read_text())
     text["all"]["children"]["appliances"]["vars"]["web"].update(

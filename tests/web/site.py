@@ -29,6 +29,7 @@ from typing import Any
 import httpx
 import yaml
 
+from tests.certs import make_self_signed
 from tests.web.evil_camera import EvilCamera
 from tests.web.hlsjs import fetch_hlsjs, pinned
 
@@ -286,27 +287,11 @@ class WebSite:
         (self.root / "cache").mkdir(mode=0o700, exist_ok=True)
         shutil.chown(self.root / "cache", WEB_USER, WEB_USER)
         # The role's self-signed certificate, made the way tasks/tls.yml makes it.
-        run(
-            [
-                "openssl",
-                "req",
-                "-x509",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:prime256v1",
-                "-nodes",
-                "-days",
-                "30",
-                "-subj",
-                f"/CN={self.server_name}",
-                "-addext",
-                f"subjectAltName=DNS:{self.server_name},IP:{self.pi_ip}",
-                "-keyout",
-                str(self.root / "tls/server.key"),
-                "-out",
-                str(self.cert),
-            ]
+        make_self_signed(
+            self.root / "tls/server.key",
+            self.cert,
+            self.server_name,
+            f"DNS:{self.server_name},IP:{self.pi_ip}",
         )
         version, _ = pinned()
         shutil.copy2(fetch_hlsjs(), self.root / f"www/vendor/hls-{version}.min.js")
