@@ -115,8 +115,8 @@ def _appliance(loader: Any, variable_manager: Any, host: Any) -> Appliance:
     templar = Templar(loader=loader, variables=raw)
     resolved: dict[str, Any] = {}
     unresolved: dict[str, str] = {}
-    for key in host.vars.keys() | _group_var_names(host) | set(raw):
-        if key not in raw or key.startswith("ansible_facts") or key in _MAGIC_VARS:
+    for key in raw:
+        if key.startswith("ansible_facts") or key in _MAGIC_VARS:
             continue
         try:
             resolved[key] = plain(templar.template(raw[key]))
@@ -145,13 +145,6 @@ _MAGIC_VARS = {
     "environment",
     "vars",
 }
-
-
-def _group_var_names(host: Any) -> set[str]:
-    names: set[str] = set()
-    for group in host.get_groups():
-        names |= set(group.get_vars())
-    return names
 
 
 def plain(value: Any) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import sys
 import tempfile
@@ -134,7 +135,6 @@ def run_site(
         cmdline += ["--vault-password-file", str(Path(vault_password_file).resolve())]
 
     result = PlaybookResult(status="failed", rc=1)
-    changed: list[TaskResult] = []
 
     def handle(event: dict[str, Any]) -> bool:
         kind = event.get("event", "")
@@ -158,7 +158,7 @@ def run_site(
                 item.message = _message(res)
                 result.failures.append(item)
             if status == "changed":
-                changed.append(item)
+                result.changed.append(item)
                 item.diff = _diff_text(res)
             if on_task:
                 on_task(item)
@@ -183,7 +183,7 @@ def run_site(
             private_data_dir=str(private),
             playbook=str((playbook or site_playbook()).resolve()),
             inventory=str(inventory.resolve()),
-            cmdline=" ".join(_quote(a) for a in cmdline) or None,
+            cmdline=shlex.join(cmdline) or None,
             extravars=extra_vars or None,
             envvars=_ansible_env(),
             event_handler=handle,
@@ -196,14 +196,7 @@ def run_site(
             result.error = _last_error_line(runner)
     finally:
         shutil.rmtree(private, ignore_errors=True)
-    result.changed = changed
     return result
-
-
-def _quote(arg: str) -> str:
-    import shlex
-
-    return shlex.quote(arg)
 
 
 def _ansible_env() -> dict[str, str]:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from ansible.template import Templar, generate_ansible_template_vars, trust_as_template
 
 from appliance.content import roles_dir, site_playbook
 from appliance.inventory import Inventory, InventoryError
@@ -55,8 +56,6 @@ def render_appliance(
     inventory: Inventory, host: str, out_dir: Path, roles: list[str] | None = None
 ) -> list[RenderedFile]:
     """Render HOST's files under OUT_DIR at their target paths; return what was written."""
-    from ansible.template import Templar, generate_ansible_template_vars, trust_as_template
-
     inventory.appliance(host)  # a clear error for an unknown host
     role_names = roles if roles is not None else site_roles()
     base = roles_dir()
@@ -78,7 +77,7 @@ def render_appliance(
             "ansible_check_mode": False,
             "ansible_facts": {},
         }
-        variables = {k: _trusted(v, trust_as_template) for k, v in variables.items()}
+        variables = {k: _trusted(v) for k, v in variables.items()}
         templar = Templar(loader=inventory.loader, variables=variables)
         for task in tasks:
             written += _render_task(
@@ -88,20 +87,18 @@ def render_appliance(
                 task,
                 variables,
                 out_dir,
-                generate_ansible_template_vars,
-                trust_as_template,
             )
     return written
 
 
-def _trusted(value: Any, trust: Any) -> Any:
+def _trusted(value: Any) -> Any:
     # Role defaults and vars come from the role's own files: Ansible trusts them as templates.
     if isinstance(value, str):
-        return trust(value)
+        return trust_as_template(value)
     if isinstance(value, dict):
-        return {k: _trusted(v, trust) for k, v in value.items()}
+        return {k: _trusted(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_trusted(v, trust) for v in value]
+        return [_trusted(v) for v in value]
     return value
 
 
@@ -112,8 +109,6 @@ def _render_task(
     task: dict[str, Any],
     variables: dict[str, Any],
     out_dir: Path,
-    template_vars: Any,
-    trust: Any,
 ) -> list[RenderedFile]:
     module = next((m for m in TEMPLATE_MODULES if m in task), None)
     name = task.get("name", "?")
@@ -124,21 +119,25 @@ def _render_task(
     items: list[Any] = [None]
     try:
         if "loop" in task:
-            items = list(templar.template(_trusted(task["loop"], trust)) or [])
+            items = list(templar.template(_trusted(task["loop"])) or [])
         written = []
         for item in items:
             scope = dict(variables)
             if "loop" in task:
                 scope[loop_var] = item
             item_templar = templar.copy_with_new_env(available_variables=scope)
-            if not _when(item_templar, task.get("when"), trust):
+            if not _when(item_templar, task.get("when")):
                 continue
-            src = str(item_templar.template(trust(str(args["src"]))))
-            dest = str(item_templar.template(trust(str(args["dest"]))))
-            mode = int(str(item_templar.template(trust(str(args.get("mode", "0644"))))), 8)
+            src = str(item_templar.template(trust_as_template(str(args["src"]))))
+            dest = str(item_templar.template(trust_as_template(str(args["dest"]))))
+            mode = int(
+                str(item_templar.template(trust_as_template(str(args.get("mode", "0644"))))), 8
+            )
             source = role_path / "templates" / src
-            text = trust(source.read_text(encoding="utf-8"))
-            extra = dict(template_vars(path=src, fullpath=str(source), dest_path=dest))
+            text = trust_as_template(source.read_text(encoding="utf-8"))
+            extra = dict(
+                generate_ansible_template_vars(path=src, fullpath=str(source), dest_path=dest)
+            )
             if "ansible_managed" in scope:  # as the template action: never clobber the user's
                 extra.pop("ansible_managed", None)
             scope.update(extra)
@@ -161,7 +160,7 @@ def _render_task(
         raise RenderError(f"roles/{role}/tasks/files.yml: {name}: {first.strip()}") from None
 
 
-def _when(templar: Any, condition: Any, trust: Any) -> bool:
+def _when(templar: Any, condition: Any) -> bool:
     if condition is None:
         return True
     conditions = condition if isinstance(condition, list) else [condition]
@@ -170,7 +169,7 @@ def _when(templar: Any, condition: Any, trust: Any) -> bool:
             if not cond:
                 return False
             continue
-        value = templar.template(trust("{{ (" + str(cond) + ") | bool }}"))
+        value = templar.template(trust_as_template("{{ (" + str(cond) + ") | bool }}"))
         if not value:
             return False
     return True
