@@ -41,6 +41,13 @@ PACKAGES = [
     "iw",
     "rfkill",
     "apache2-utils",
+    # firewall logging (NFLOG -> JSON lines), login ban, the WireGuard way home (the lab's
+    # kernel has no WireGuard module: wireguard-go stands in, see appliance/lab/README.md)
+    "ulogd2",
+    "ulogd2-json",
+    "fail2ban",
+    "wireguard-tools",
+    "wireguard-go",
 ]
 
 Progress = Callable[[str], None]
