@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 import sys
@@ -92,7 +93,32 @@ def _task_name(data: dict[str, Any]) -> str:
     return f"{role} : {task}" if role else task
 
 
+# Where Ansible put the candidate file that `validate:` checked (its name means nothing to
+# the user: the message names the live file instead).
+_CANDIDATE = re.compile(r"\S*ansible-tmp-[^\s'\"]*")
+
+
+def _validate_message(res: dict[str, Any]) -> str:
+    """One line for a file its service's checker rejected: the file and the checker's reason."""
+    args = (res.get("invocation") or {}).get("module_args") or {}
+    dest = str(res.get("dest") or args.get("dest") or "the new file")
+    reason = ""
+    for key in ("stderr", "stdout"):
+        lines = [ln.strip() for ln in str(res.get(key) or "").splitlines() if ln.strip()]
+        if lines:
+            reason = _CANDIDATE.sub(dest, lines[0])
+            break
+    return (
+        f"{dest} rejected by its checker, the live file is unchanged: {reason or 'no reason given'}"
+    )
+
+
 def _message(res: dict[str, Any]) -> str:
+    if res.get("msg") == "failed to validate":
+        return _validate_message(res)
+    if res.get("msg") == "non-zero return code" and str(res.get("stderr") or "").strip():
+        # A handler's test (`dnsmasq --test`, `nginx -t`): its reason beats Ansible's summary.
+        return _message({"stderr": res["stderr"]})
     for key in ("msg", "stderr", "module_stderr", "stdout"):
         value = res.get(key)
         if isinstance(value, str) and value.strip():
