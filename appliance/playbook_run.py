@@ -23,6 +23,7 @@ class TaskResult:
     status: str  # ok | changed | failed | unreachable | skipped
     message: str = ""
     diff: str = ""  # unified diff of what the task changed (with --diff); may hold secrets
+    stdout: str = ""  # a command's output, for commands that report data (may hold secrets)
 
 
 @dataclass
@@ -180,6 +181,8 @@ def run_site(
             if status == "failed" and data.get("ignore_errors"):
                 status = "ok"
             item = TaskResult(host=data.get("host", "?"), task=_task_name(data), status=status)
+            if isinstance(res.get("stdout"), str):
+                item.stdout = res["stdout"]
             if status in ("failed", "unreachable"):
                 item.message = _message(res)
                 result.failures.append(item)

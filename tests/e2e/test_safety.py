@@ -152,3 +152,46 @@ def test_dnsmasq_handler_retests_the_whole_configuration(
         lab.pi_exec("rm", "-f", drop_in)
         restore = install(lab, good, "--tags", "dhcp")
         assert restore.returncode == 0, restore.stdout + restore.stderr
+
+
+def test_rollback_restores_the_previous_files_and_restarts_only_what_changed(
+    installed: tuple[Lab, Path], tmp_path: Path
+) -> None:
+    lab, good = installed
+    chrony_conf = "/etc/chrony/chrony.conf"
+    before = live_digest(lab, chrony_conf)
+    upstreams = lab.inventory["all"]["children"]["appliances"]["vars"]["ntp_upstream"]
+    # An address from this test file's block: nothing answers there, chrony just tries.
+    edited = write_inventory(
+        lab, tmp_path / "edited" / "inventory.yml", ntp_upstream=[*upstreams, "10.203.224.123"]
+    )
+    try:
+        result = install(lab, edited, "--tags", "ntp")
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert live_digest(lab, chrony_conf) != before
+        units = ("hostapd.service", "dnsmasq.service", "chrony.service", "nginx.service")
+        after_edit = {unit: unit_state(lab, unit) for unit in units}
+
+        listing = lab.cli("rollback", "--list", "-i", str(edited))
+        assert listing.returncode == 0, listing.stdout + listing.stderr
+        newest = listing.stdout.splitlines()[1].split()
+        assert newest[0][:8].isdigit() and "differ" in listing.stdout, listing.stdout
+        backups = lab.pi_exec("stat", "-c", "%a %U", "/var/backups/presence-appliance").stdout
+        assert backups.split() == ["700", "root"]
+
+        rolled = lab.cli("rollback", "-i", str(edited))
+        assert rolled.returncode == 0, rolled.stdout + rolled.stderr
+        assert f"restored {chrony_conf} from {newest[0]}" in rolled.stdout, rolled.stdout
+        assert live_digest(lab, chrony_conf) == before
+        after_rollback = {unit: unit_state(lab, unit) for unit in units}
+        restarted = {u for u in units if after_rollback[u] != after_edit[u]}
+        assert restarted == {"chrony.service"}, restarted
+        assert after_rollback["chrony.service"]["ActiveState"] == "active"
+        # The rollback kept what it replaced: `rollback` again undoes it.
+        undo = lab.cli("rollback", "-i", str(edited))
+        assert undo.returncode == 0, undo.stdout + undo.stderr
+        assert live_digest(lab, chrony_conf) != before
+    finally:
+        restore = install(lab, good, "--tags", "ntp")
+        assert restore.returncode == 0, restore.stdout + restore.stderr
+    assert live_digest(lab, chrony_conf) == before
