@@ -87,8 +87,8 @@ REJECTED = {
         "web",
         "/etc/nginx/nginx.conf",
         "nginx.service",
-        "nginx: [emerg] invalid port",
-        "",
+        "[emerg] ",
+        'invalid port in upstream "',
     ),
 }
 
