@@ -59,6 +59,7 @@ bench: deps
 	$(BIN)/python bench/proxy_bench.py
 	$(BIN)/python bench/check_bench.py
 	$(BIN)/python bench/cli_startup.py
+	$(BIN)/python bench/emulator_bench.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

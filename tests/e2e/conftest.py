@@ -48,6 +48,9 @@ UP_TIMEOUT = 1200  # a cold image build included
 # One lab per machine (its namespace names are global): concurrent test sessions queue on
 # SESSION_LOCK, and `lab up`/`lab down` from outside the holding session refuse to run.
 SESSION_WAIT = 1800
+# Set for a session run inside a test of another session that holds the lab and lends it
+# (LabSession.lent): that session must not wait for the lock its parent holds.
+LENT = "PA_LAB_SESSION_LENT"
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -156,23 +159,21 @@ def bring_back_user_lab(user: UserLab, say: Callable[[str], None]) -> None:
 class LabSession:
     """Brings the shared lab up on demand and down at the end of the session."""
 
-    def __init__(self, root: Path = LAB_DIR, lock: IO[str] | None = None) -> None:
+    def __init__(self, root: Path = LAB_DIR) -> None:
         self.root = root
         self.handle = Lab(root)
         self.up_seconds: float | None = None
-        self.lock = lock
 
     @contextmanager
-    def handed_over(self) -> Iterator[None]:
-        """Take the session's lab down and let go of the machine's lab for the block (for a
-        test that plays the user: `make demo`, then another test session), then hold it again."""
-        assert self.lock is not None, "this session does not hold the lab"
+    def lent(self) -> Iterator[dict[str, str]]:
+        """Take the session's lab down and lend the machine's lab to commands run with the
+        returned environment (a user's `lab up`, another test session), for a test that plays
+        the user. This session keeps holding the lab, so no other session slips in between."""
         self.ensure_down()
-        fcntl.flock(self.lock, fcntl.LOCK_UN)
         try:
-            yield
+            yield {LENT: "1", "PA_LAB_TEST_SESSION": "1"}
         finally:
-            _lock_within(self.lock, SESSION_WAIT)
+            self.ensure_down()
 
     def env(self) -> dict[str, str]:
         """Environment for `lab` commands of this session (it holds the session lock)."""
@@ -225,7 +226,7 @@ def lab_session(request: pytest.FixtureRequest) -> Iterator[LabSession]:
             pytest.fail(f"{reason}: CI runs as root, so this is a broken CI setup", pytrace=False)
         pytest.skip(reason)
     lock = _wait_for_session_lock()
-    session = LabSession(lock=lock)
+    session = LabSession()
 
     def say(line: str) -> None:
         _say(request.config, line)
@@ -257,6 +258,8 @@ def lab_session(request: pytest.FixtureRequest) -> Iterator[LabSession]:
 def _wait_for_session_lock() -> IO[str]:
     """Hold the machine's lab for this session, waiting (bounded) for another session."""
     handle = open(SESSION_LOCK, "w")  # noqa: SIM115 - held for the whole session
+    if os.environ.get(LENT):
+        return handle
     try:
         _lock_within(handle, SESSION_WAIT)
     except BaseException:

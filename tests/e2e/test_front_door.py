@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,10 +25,12 @@ REPO = Path(__file__).resolve().parents[2]
 SESSION_TEST = "tests/e2e/test_lab.py::test_pi_boots_under_systemd"
 
 
-def _as_user(lab_dir: Path, *args: str, timeout: float = 1200) -> subprocess.CompletedProcess[str]:
-    """`presence-appliance ARGS` as `make demo` runs it: from the host, no test session."""
-    env = {k: v for k, v in os.environ.items() if k != "PA_LAB_TEST_SESSION"}
-    env["PA_LAB_DIR"] = str(lab_dir)
+def _as_user(
+    lent: dict[str, str], lab_dir: Path, *args: str, timeout: float = 1200
+) -> subprocess.CompletedProcess[str]:
+    """`presence-appliance ARGS` as `make demo` runs it: from the host, in its own lab directory
+    (with the lab lent by this session, which keeps other sessions out meanwhile)."""
+    env = {**os.environ, **lent, "PA_LAB_DIR": str(lab_dir)}
     return subprocess.run(
         [*CLI, *args],
         capture_output=True,
@@ -38,10 +42,9 @@ def _as_user(lab_dir: Path, *args: str, timeout: float = 1200) -> subprocess.Com
     )
 
 
-def _test_session(artifacts: Path) -> subprocess.CompletedProcess[str]:
+def _test_session(lent: dict[str, str], artifacts: Path) -> subprocess.CompletedProcess[str]:
     """Another pytest session using the lab, as `make test` starts one."""
-    env = {k: v for k, v in os.environ.items() if k != "PA_LAB_TEST_SESSION"}
-    env["PA_LAB_TEST_DIR"] = str(artifacts)
+    env = {**os.environ, **lent, "PA_LAB_TEST_DIR": str(artifacts)}
     return subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", SESSION_TEST],
         capture_output=True,
@@ -58,19 +61,20 @@ def _test_session(artifacts: Path) -> subprocess.CompletedProcess[str]:
 def test_demo_then_a_test_session_then_the_demo_lab_is_back(
     lab_session: LabSession, tmp_path: Path
 ) -> None:
-    demo = tmp_path / "lab"  # the user's checkout's ./lab
+    # The user's checkout's ./lab; short, as a checkout's path is (SSH control sockets).
+    demo = Path(tempfile.mkdtemp(prefix="pa-demo-"))
     inventory = str(demo / "inventory.yml")
-    with lab_session.handed_over():
+    with lab_session.lent() as lent:
         try:
             # `make demo` (right after this session's own lab went down: test, then demo)
-            up = _as_user(demo, "lab", "up")
+            up = _as_user(lent, demo, "lab", "up")
             assert up.returncode == 0, up.stdout + up.stderr
-            install = _as_user(demo, "install", "-i", inventory)
+            install = _as_user(lent, demo, "install", "-i", inventory)
             assert install.returncode == 0, install.stdout[-3000:] + install.stderr[-2000:]
             assert "2/2 cameras pass" in install.stdout, install.stdout[-2000:]
 
             # `make test`: its session takes the demo lab down, saying so, and brings it back
-            first = _test_session(tmp_path / "session1")
+            first = _test_session(lent, tmp_path / "session1")
             report = first.stdout[-5000:] + first.stderr[-2000:]
             assert first.returncode == 0, report
             assert "1 passed" in first.stdout, report
@@ -78,21 +82,22 @@ def test_demo_then_a_test_session_then_the_demo_lab_is_back(
             assert f"your lab from {demo} is up again and provisioned" in first.stdout, report
 
             # the user's lab is as they left it: up, provisioned, and every camera passes
-            status = _as_user(demo, "lab", "status", timeout=60)
+            status = _as_user(lent, demo, "lab", "status", timeout=60)
             assert f"lab: up ({demo})" in status.stdout, status.stdout + status.stderr
-            check = _as_user(demo, "check", "-i", inventory, "--wait", "60", timeout=300)
+            check = _as_user(lent, demo, "check", "-i", inventory, "--wait", "60", timeout=300)
             assert check.returncode == 0, check.stdout + check.stderr
             assert "2/2 cameras pass" in check.stdout, check.stdout
 
             # `make test` with no lab of the user's up: afterwards nothing runs
-            down = _as_user(demo, "lab", "down", timeout=120)
+            down = _as_user(lent, demo, "lab", "down", timeout=120)
             assert down.returncode == 0, down.stdout + down.stderr
-            second = _test_session(tmp_path / "session2")
+            second = _test_session(lent, tmp_path / "session2")
             report = second.stdout[-5000:] + second.stderr[-2000:]
             assert second.returncode == 0, report
             assert "a lab from" not in second.stdout, report
-            after = _as_user(tmp_path / "session2", "lab", "status", timeout=60)
+            after = _as_user(lent, tmp_path / "session2", "lab", "status", timeout=60)
             assert "lab: down" in after.stdout, after.stdout + after.stderr
             assert "namespaces: -" in after.stdout, after.stdout
         finally:
-            _as_user(demo, "lab", "down", timeout=120)
+            _as_user(lent, demo, "lab", "down", timeout=120)
+            shutil.rmtree(demo, ignore_errors=True)
