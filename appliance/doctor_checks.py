@@ -228,7 +228,7 @@ _HOSTAPD_ERRORISH = re.compile(
     r"|blocked|disabled",
     re.I,
 )
-_UNIT_START = re.compile(r"^Start(ing|ed) .*hostapd", re.I)
+_UNIT_START = re.compile(r"^Starting .*hostapd", re.I)
 
 
 def hostapd_problems(journal: str, lab: bool) -> list[tuple[str, str, str]]:
@@ -242,7 +242,9 @@ def hostapd_problems(journal: str, lab: bool) -> list[tuple[str, str, str]]:
         # The lab has no radio: its stand-in says so on every start (appliance/lab/image).
         if lab and "lab hostapd stand-in" in text:
             continue
-        if not _HOSTAPD_ERRORISH.search(text):
+        # State transitions (`interface state COUNTRY_UPDATE->DISABLED`) follow a cause
+        # logged on its own line; they name no cause themselves.
+        if not _HOSTAPD_ERRORISH.search(text) or "interface state" in text:
             continue
         for kind, pattern, fix in HOSTAPD_PROBLEMS:
             if pattern.search(text):

@@ -11,6 +11,7 @@ import json
 import shlex
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ import pytest
 import yaml
 
 from appliance.doctor import firewall_expected
+from appliance.doctor_checks import parse_tracking
 from appliance.doctor_probe import SCRIPT, probe_args
 from appliance.doctor_ssh import WRAPPER
 from appliance.lab.handle import Lab
@@ -112,6 +114,18 @@ def _record_probe(installed: DoctorLab) -> None:
     (ARTIFACTS / "lab-pi.probe.txt").write_text(result.stdout)
 
 
+def _wait_synchronised(installed: DoctorLab, timeout: float = 90) -> None:
+    """chrony was just restarted by install: wait (bounded) until it follows the wan server."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        out = installed.pi("chronyc", "-n", "tracking", check=False).stdout
+        stratum = parse_tracking(out).get("Stratum", "0")
+        if stratum.isdigit() and 0 < int(stratum) < 10:
+            return
+        time.sleep(1)
+    raise TimeoutError(f"chrony did not synchronise within {timeout:.0f} s")
+
+
 def test_healthy_pi_passes_and_a_camera_asking_for_time_shows(installed: DoctorLab) -> None:
     lab = installed.lab
     camera = lab.plan.cameras[0]
@@ -119,6 +133,7 @@ def test_healthy_pi_passes_and_a_camera_asking_for_time_shows(installed: DoctorL
     # The emulated cameras never ask for time by themselves: ask once from camera 1.
     asked = lab.run_in(camera.netns, "ntpdig", "-t", "3", pi.camera_gateway, check=False)
     assert asked.returncode == 0, asked.stdout + asked.stderr
+    _wait_synchronised(installed)
     _record_probe(installed)
 
     code, failing, checks = installed.failing()
