@@ -45,6 +45,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "doctor",
         "Diagnose every Pi: what is wrong, how to fix it.",
     ),
+    "remote": (
+        "appliance.cli.remote_cmd",
+        "remote",
+        "Remote viewing over WireGuard: add, list and remove phones.",
+    ),
     "emulate": (
         "appliance.cli.emulate_cmd",
         "emulate",
