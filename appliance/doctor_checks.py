@@ -122,10 +122,19 @@ def parse_services(text: str) -> dict[str, str]:
     return states
 
 
-def check_services(sections: Sections) -> list[Check]:
+def our_services(variables: dict[str, Any]) -> list[str]:
+    """The services the roles run on this Pi (WireGuard only when remote access is on)."""
+    services = list(SERVICES)
+    remote = variables.get("remote_access")
+    if isinstance(remote, dict) and remote.get("wireguard"):
+        services.append(f"wg-quick@{variables.get('wireguard_interface') or 'wg0'}")
+    return services
+
+
+def check_services(sections: Sections, variables: dict[str, Any]) -> list[Check]:
     states = parse_services(_sec(sections, "services").text)
     checks = []
-    for name in SERVICES:
+    for name in our_services(variables):
         state = states.get(name, "unknown")
         if state == "active":
             checks.append(Check(f"service:{name}", OK, "active"))

@@ -12,15 +12,12 @@ from typing import Any
 
 from appliance.doctor_ssh import RemoteResult, run_script
 
-FIREWALL_TABLE = ("inet", "presence_appliance")
-SERVICES = ("hostapd", "dnsmasq", "chrony", "nginx")
-
 # $1 TLS dir, $2 cache dir, $3 log dir, $4 lease file, $5 hostapd config, $6 nginx config,
-# $7 chrony config.
+# $7 chrony config, $8 WireGuard interface.
 SCRIPT = r"""
 sec() { printf '\n@@pa:%s@@\n' "$1"; }
 end() { printf '\n@@rc:%s@@\n' "$1"; }
-tls=$1 cache=$2 logs=$3 leases=$4 hostapd_conf=$5 nginx_conf=$6 chrony_conf=$7
+tls=$1 cache=$2 logs=$3 leases=$4 hostapd_conf=$5 nginx_conf=$6 chrony_conf=$7 wg=$8
 export LC_ALL=C
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
@@ -30,7 +27,7 @@ sec model; tr -d '\000' < /proc/device-tree/model 2>&1; end $?
 sec virt; systemd-detect-virt 2>&1; end $?
 
 sec services
-for s in hostapd dnsmasq chrony nginx nftables; do
+for s in hostapd dnsmasq chrony nginx nftables "wg-quick@$wg"; do
   printf '%s %s\n' "$s" "$(systemctl is-active "$s.service" 2>/dev/null)"
 done
 end 0
@@ -82,6 +79,7 @@ def probe_args(variables: dict[str, Any]) -> list[str]:
         var("access_point_hostapd_dir", "/etc/hostapd") + "/hostapd.conf",
         var("web_nginx_conf", "/etc/nginx/nginx.conf"),
         "/etc/chrony/chrony.conf",
+        var("wireguard_interface", "wg0"),
     ]
 
 

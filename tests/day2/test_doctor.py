@@ -483,3 +483,17 @@ def test_bad_inventory_is_one_line(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["doctor", "-i", str(tmp_path / "nope.yml")])
     assert result.exit_code == 2
     assert result.output.strip().count("\n") == 0 and "no such inventory" in result.output
+
+
+def test_wireguard_is_ours_only_with_remote_access(pin: Path) -> None:
+    remote = {"remote_access": {"wireguard": {"subnet": "10.44.0.0/24", "endpoint": "h:51820"}}}
+    checks = by_name(diagnose("p", lab_vars(), recorded(), 0.1, pin, False))
+    assert not any(name.startswith("service:wg-quick") for name in checks)
+    services = split_sections(RECORDED)["services"].text + "\nwg-quick@wg0 inactive"
+    sections = recorded(services=Section(services, 0))
+    checks = by_name(diagnose("p", lab_vars(**remote), sections, 0.1, pin, False))
+    assert checks["service:wg-quick@wg0"].status == FAIL
+    assert checks["service:wg-quick@wg0"].message == "inactive"
+    sections = recorded(services=Section(services.replace("wg0 inactive", "wg0 active"), 0))
+    checks = by_name(diagnose("p", lab_vars(**remote), sections, 0.1, pin, False))
+    assert checks["service:wg-quick@wg0"].status == OK
