@@ -102,7 +102,7 @@ def diagnose(
     checks += check_time(sections, variables, parse_services(sections["services"].text))
     checks += check_tls(sections, variables, pin)
     checks += check_disk(sections, probe_args(variables))
-    checks.append(check_firewall(sections, firewall))
+    checks += check_firewall(sections, firewall)
     return checks
 
 
