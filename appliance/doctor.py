@@ -95,14 +95,14 @@ def diagnose(
     checks.append(check_os(sections, lab))
     if sudo.status == FAIL:
         return checks
-    checks += check_services(sections)
+    checks += check_services(sections, variables)
     checks += check_configs(sections)
     checks.append(check_hostapd_journal(sections, lab))
     checks += check_leases(sections, variables)
     checks += check_time(sections, variables, parse_services(sections["services"].text))
     checks += check_tls(sections, variables, pin)
     checks += check_disk(sections, probe_args(variables))
-    checks.append(check_firewall(sections, firewall))
+    checks += check_firewall(sections, firewall)
     return checks
 
 

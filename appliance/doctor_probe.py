@@ -12,15 +12,12 @@ from typing import Any
 
 from appliance.doctor_ssh import RemoteResult, run_script
 
-FIREWALL_TABLE = ("inet", "presence_appliance")
-SERVICES = ("hostapd", "dnsmasq", "chrony", "nginx")
-
 # $1 TLS dir, $2 cache dir, $3 log dir, $4 lease file, $5 hostapd config, $6 nginx config,
-# $7 chrony config.
+# $7 chrony config, $8 WireGuard interface, $9 the firewall role's ruleset file.
 SCRIPT = r"""
 sec() { printf '\n@@pa:%s@@\n' "$1"; }
 end() { printf '\n@@rc:%s@@\n' "$1"; }
-tls=$1 cache=$2 logs=$3 leases=$4 hostapd_conf=$5 nginx_conf=$6 chrony_conf=$7
+tls=$1 cache=$2 logs=$3 leases=$4 hostapd_conf=$5 nginx_conf=$6 chrony_conf=$7 wg=$8 fw_conf=$9
 export LC_ALL=C
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
@@ -30,7 +27,7 @@ sec model; tr -d '\000' < /proc/device-tree/model 2>&1; end $?
 sec virt; systemd-detect-virt 2>&1; end $?
 
 sec services
-for s in hostapd dnsmasq chrony nginx nftables; do
+for s in hostapd dnsmasq chrony nginx nftables "wg-quick@$wg"; do
   printf '%s %s\n' "$s" "$(systemctl is-active "$s.service" 2>/dev/null)"
 done
 end 0
@@ -63,6 +60,8 @@ sec now; date +%s; end $?
 sec df; df -P -k / "$cache" "$logs" 2>&1; end $?
 sec dfi; df -P -i / "$cache" "$logs" 2>&1; end $?
 
+sec config:firewall
+if [ -r "$fw_conf" ]; then timeout 10 nft -c -f "$fw_conf" 2>&1; end $?; else echo "no $fw_conf"; end 3; fi
 sec firewall; timeout 10 nft -j list table inet presence_appliance 2>&1; end $?
 """
 
@@ -82,6 +81,8 @@ def probe_args(variables: dict[str, Any]) -> list[str]:
         var("access_point_hostapd_dir", "/etc/hostapd") + "/hostapd.conf",
         var("web_nginx_conf", "/etc/nginx/nginx.conf"),
         "/etc/chrony/chrony.conf",
+        var("wireguard_interface", "wg0"),
+        "/etc/presence-appliance/firewall.nft",  # docs/firewall.md
     ]
 
 

@@ -25,7 +25,8 @@ DEFAULT_SERVER_NAME = "cameras.home.arpa"
 DEFAULT_NTP = ["pool.ntp.org"]
 DEFAULT_CHANNEL = 6  # allowed in every regulatory domain, no overlap with 1 and 11
 # Camera subnets to propose, in order: the first that overlaps none of the Pi's networks.
-CANDIDATE_NETWORKS = ("10.42.0.0/24", "10.43.0.0/24", "10.44.0.0/24", "192.168.242.0/24")
+# (10.44.0.0/24 is left out: the docs propose it for remote_access.wireguard.)
+CANDIDATE_NETWORKS = ("10.42.0.0/24", "10.43.0.0/24", "10.45.0.0/24", "192.168.242.0/24")
 FIRST_CAMERA_HOST = 11  # .11 upwards for reservations, .100-.199 for the DHCP range
 DHCP_RANGE = (100, 199)
 # No look-alike characters (0/O, 1/l/I): the Wi-Fi passphrase is typed into the Netatmo app.

@@ -134,7 +134,8 @@ def inventory_text(
     for key, comment in _GROUP_COMMENTS.items():
         if key not in group:
             continue
-        out.lines.append("")
+        if out.lines[-1] != "      vars:":
+            out.lines.append("")
         out.comment(8, comment)
         out.value(8, key, group[key])
     if extra:
