@@ -11,13 +11,14 @@ APT_PACKAGES := hostapd dnsmasq nginx-light chrony nftables iproute2 iputils-pin
 	systemd-container chromium chromium-driver ffmpeg iw rfkill git \
 	ulogd2 ulogd2-json fail2ban wireguard-tools wireguard-go
 
-.PHONY: help deps system-deps venv demo test lint e2e bench clean lab-down
+.PHONY: help deps system-deps venv demo test lint e2e bench clean lab-down fuzz
 
 help:
 	@echo "make demo   - build the lab, install onto it, check every camera"
 	@echo "make test   - lint and run every test (unit, namespace, lab end-to-end, browser)"
 	@echo "make lint   - ruff, yamllint, ansible-lint, syntax-check only"
 	@echo "make bench  - run the benchmarks in bench/"
+	@echo "make fuzz   - the property tests randomized and 20x longer, to find new bugs"
 
 deps: system-deps venv
 
@@ -54,6 +55,10 @@ lint: venv
 
 test: deps lint
 	$(BIN)/pytest
+
+# Random draws (not CI's fixed seed), 20x the examples: keep what it finds as @example cases.
+fuzz: deps
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/pytest -m property
 
 bench: deps
 	$(BIN)/python bench/proxy_bench.py
