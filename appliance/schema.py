@@ -18,19 +18,20 @@ from typing import Any
 from appliance.countries import ISO_3166_ALPHA2
 
 NETATMO_OUI = "70:ee:50"
-# Every pattern is used with fullmatch: a `$`-anchored match accepts a trailing newline, which is
-# exactly what `echo pw | ansible-vault encrypt_string` adds (and it split config lines on the Pi).
-CAMERA_NAME = re.compile(r"[a-z0-9-]{1,32}")
-MAC = re.compile(r"[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}")
-HEX = re.compile(r"[0-9a-fA-F]+")
-INTERFACE = re.compile(r"[A-Za-z0-9_.-]{1,15}")
+# Every pattern is anchored with \A...\Z (and used with fullmatch): a `$`-anchored match accepts a
+# trailing newline, which is exactly what `echo pw | ansible-vault encrypt_string` adds (and it
+# split config lines on the Pi). \Z keeps other modules' `.match()` calls exact too.
+CAMERA_NAME = re.compile(r"\A(?:[a-z0-9-]{1,32})\Z")
+MAC = re.compile(r"\A(?:[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5})\Z")
+HEX = re.compile(r"\A(?:[0-9a-fA-F]+)\Z")
+INTERFACE = re.compile(r"\A(?:[A-Za-z0-9_.-]{1,15})\Z")
 HOSTNAME = re.compile(
-    r"(?=.{1,253}\Z)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?"
+    r"\A(?=.{1,253}\Z)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?\Z"
 )
-WEB_USER = re.compile(r"[A-Za-z0-9._@-]{1,64}")
+WEB_USER = re.compile(r"\A(?:[A-Za-z0-9._@-]{1,64})\Z")
 # crypt(3) formats nginx accepts through libxcrypt: bcrypt and sha512-crypt.
 PASSWORD_HASH = re.compile(
-    r"\$2[aby]\$[0-9]{2}\$[./A-Za-z0-9]{53}|\$6\$(rounds=[0-9]+\$)?[./A-Za-z0-9]{1,16}\$[./A-Za-z0-9]{86}"
+    r"\A(?:\$2[aby]\$[0-9]{2}\$[./A-Za-z0-9]{53}|\$6\$(rounds=[0-9]+\$)?[./A-Za-z0-9]{1,16}\$[./A-Za-z0-9]{86})\Z"
 )
 # No string in the inventory may be longer (a file path is the longest honest value).
 MAX_STRING = 1024
@@ -71,7 +72,7 @@ CHANNELS_1_TO_11 = frozenset({"US", "CA", "TW", "PR", "GU", "AS", "VI", "MP", "U
 ISOLATION = ("ap_isolate", "vlan_per_camera")
 PEER_NAME = CAMERA_NAME  # remote_access peers: the same rule (names appear in file names)
 # A WireGuard key: 32 bytes in base64 (43 characters and one "=").
-WIREGUARD_KEY = re.compile(r"^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$")
+WIREGUARD_KEY = re.compile(r"\A(?:[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=)\Z")
 CLOUD = ("allow", "block")
 
 
@@ -829,7 +830,7 @@ def _check_wireguard(host: str, wg: Any, camera_subnet: Any, out: list[Problem])
         where = f"{at}.peers[{i}]"
         name = peer.get("name")
         if isinstance(name, str):
-            if not PEER_NAME.match(name):
+            if not PEER_NAME.fullmatch(name):
                 out.append(
                     Problem(host, f"{where}.name", f"{name!r} must be 1-32 of a-z, 0-9 and '-'")
                 )
@@ -841,7 +842,7 @@ def _check_wireguard(host: str, wg: Any, camera_subnet: Any, out: list[Problem])
                 names[name] = i
         key = peer.get("public_key")
         if isinstance(key, str):
-            if not WIREGUARD_KEY.match(key):
+            if not WIREGUARD_KEY.fullmatch(key):
                 out.append(
                     Problem(
                         host, f"{where}.public_key", "is not a WireGuard key (44 base64 characters)"
@@ -869,16 +870,18 @@ def _check_wireguard(host: str, wg: Any, camera_subnet: Any, out: list[Problem])
 def endpoint_problem(endpoint: str) -> str | None:
     """Why ENDPOINT is not HOST:PORT (a host name, an IPv4 address or [IPv6]), or None."""
     host, sep, port = endpoint.rpartition(":")
-    if not sep or not port.isdigit() or not 1 <= int(port) <= 65535:
+    if not sep or not (port.isascii() and port.isdigit()) or not 1 <= int(port) <= 65535:
         return f"{endpoint!r} is not HOST:PORT (e.g. home.example.net:51820)"
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
         try:
+            if "%" in host:  # a scope: Python takes anything after `%`, spaces too
+                raise ValueError(host)
             ipaddress.IPv6Address(host)
         except ValueError:
             return f"{endpoint!r}: {host!r} is not an IPv6 address"
         return None
-    if not (HOSTNAME.match(host) or _is_ip(host)) or ":" in host:
+    if not (HOSTNAME.fullmatch(host) or _is_ip(host)) or ":" in host:
         return f"{endpoint!r}: {host!r} is not a host name or address"
     return None
 
