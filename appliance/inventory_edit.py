@@ -80,9 +80,17 @@ def double_quoted(text: str) -> str:
     return "".join(out)
 
 
+# Characters a plain (unquoted) value may hold in a block *and* a flow (`{...}`) mapping.
+_PLAIN_PUNCTUATION = frozenset(" ._/+-=()~^$;")
+
+
 def _plain_ok(text: str) -> bool:
-    """True when TEXT reads back as the same string without quotes (YAML 1.1, as Ansible reads)."""
-    if not text or text != text.strip() or not all(_raw_ok(c) for c in text):
+    """True when TEXT reads back as the same string without quotes (YAML 1.1, as Ansible reads),
+    wherever it is written: letters, digits and a few harmless signs only (`,[]{}` end a value
+    in a flow mapping, `:` and `#` may start a key or a comment)."""
+    if not text or text != text.strip():
+        return False
+    if not all((c.isalnum() and _raw_ok(c)) or c in _PLAIN_PUNCTUATION for c in text):
         return False
     try:
         return yaml.safe_load(f"k: {text}\n") == {"k": text}

@@ -71,6 +71,7 @@ operations = st.lists(
 @example(ops=[("set", 0, ("note", "'Haus \U0001f3e0"))])
 @example(ops=[("set", 1, ("note", "a\u2028b\x85c\ufeff\x7f\x00\t"))])
 @example(ops=[("set", 2, ("note", "{{ lookup('pipe', 'id') }}"))])
+@example(ops=[("set", 1, ("note", "0{"))])  # a flow indicator in a {...} mapping
 def test_random_edits_keep_the_model(ops, tmp_path_factory):
     ran("inventory edit")
     path = tmp_path_factory.mktemp("fuzz") / "inventory.yml"
