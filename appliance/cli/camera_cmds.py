@@ -17,7 +17,7 @@ import yaml
 
 from appliance.camera_api import CameraClient, CameraError
 from appliance.camera_bounds import shown
-from appliance.check import TargetError, camera_target
+from appliance.check import TargetError, camera_target, client_verify
 from appliance.cli.check_cmd import direct_option, load_for_cameras, timeout_option
 from appliance.cli.common import EXIT_INVALID, EXIT_USAGE, fail, inventory_options, no_traceback
 from appliance.inventory import Inventory
@@ -81,7 +81,8 @@ def talk(
     budget = timeout * COMMAND_BUDGET_TIMEOUTS
 
     async def run() -> T:
-        async with httpx.AsyncClient(verify=target.verify, timeout=timeout, trust_env=False) as c:
+        verify = client_verify(target)
+        async with httpx.AsyncClient(verify=verify, timeout=timeout, trust_env=False) as c:
             # Each request has its own deadline; the whole command has one too.
             async with asyncio.timeout(budget):
                 return await action(CameraClient(target, c, timeout=timeout))
