@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,18 +18,25 @@ from typing import Any
 from appliance.countries import ISO_3166_ALPHA2
 
 NETATMO_OUI = "70:ee:50"
-CAMERA_NAME = re.compile(r"^[a-z0-9-]{1,32}$")
-MAC = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
-HEX = re.compile(r"^[0-9a-fA-F]+$")
-INTERFACE = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
+# Every pattern is anchored with \A...\Z (and used with fullmatch): a `$`-anchored match accepts a
+# trailing newline, which is exactly what `echo pw | ansible-vault encrypt_string` adds (and it
+# split config lines on the Pi). \Z keeps other modules' `.match()` calls exact too.
+CAMERA_NAME = re.compile(r"\A(?:[a-z0-9-]{1,32})\Z")
+MAC = re.compile(r"\A(?:[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5})\Z")
+HEX = re.compile(r"\A(?:[0-9a-fA-F]+)\Z")
+INTERFACE = re.compile(r"\A(?:[A-Za-z0-9_.-]{1,15})\Z")
 HOSTNAME = re.compile(
-    r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$"
+    r"\A(?=.{1,253}\Z)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?\Z"
 )
-WEB_USER = re.compile(r"^[A-Za-z0-9._@-]{1,64}$")
+WEB_USER = re.compile(r"\A(?:[A-Za-z0-9._@-]{1,64})\Z")
 # crypt(3) formats nginx accepts through libxcrypt: bcrypt and sha512-crypt.
 PASSWORD_HASH = re.compile(
-    r"^(\$2[aby]\$\d\d\$[./A-Za-z0-9]{53}|\$6\$(rounds=\d+\$)?[./A-Za-z0-9]{1,16}\$[./A-Za-z0-9]{86})$"
+    r"\A(?:\$2[aby]\$[0-9]{2}\$[./A-Za-z0-9]{53}|\$6\$(rounds=[0-9]+\$)?[./A-Za-z0-9]{1,16}\$[./A-Za-z0-9]{86})\Z"
 )
+# No string in the inventory may be longer (a file path is the longest honest value).
+MAX_STRING = 1024
+# A secure id is a path segment in the Pi's nginx config: hex, and bounded.
+MAX_SECURE_ID = 128
 CHANNELS = {
     "2.4": set(range(1, 14)),
     "5": {
@@ -62,6 +70,9 @@ CHANNELS = {
 # Regulatory domains where 2.4 GHz stops at channel 11 (FCC rules: the US, its territories, Canada, Taiwan).
 CHANNELS_1_TO_11 = frozenset({"US", "CA", "TW", "PR", "GU", "AS", "VI", "MP", "UM"})
 ISOLATION = ("ap_isolate", "vlan_per_camera")
+PEER_NAME = CAMERA_NAME  # remote_access peers: the same rule (names appear in file names)
+# A WireGuard key: 32 bytes in base64 (43 characters and one "=").
+WIREGUARD_KEY = re.compile(r"\A(?:[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=)\Z")
 CLOUD = ("allow", "block")
 
 
@@ -189,6 +200,43 @@ SCHEMA: dict[str, Field] = {
             ),
         },
     ),
+    "remote_access": _f(
+        "dict",
+        "Ways in from outside the home; off when absent.",
+        options={
+            "wireguard": _f(
+                "dict",
+                "A WireGuard endpoint on the Pi whose peers reach the dashboard only.",
+                options={
+                    "listen_port": _f("int", "UDP port the Pi listens on.", default=51820),
+                    "subnet": _f(
+                        "str",
+                        "The tunnel's IPv4 subnet, e.g. 10.44.0.0/24 (the Pi takes the first address).",
+                        required=True,
+                    ),
+                    "endpoint": _f(
+                        "str",
+                        "HOST:PORT the peers dial: the home router's public name or address.",
+                        required=True,
+                    ),
+                    "peers": _f(
+                        "list",
+                        "Phones and laptops allowed in (written by `remote add`).",
+                        elements="dict",
+                        options={
+                            "name": _f("str", "[a-z0-9-]{1,32}, unique.", required=True),
+                            "public_key": _f(
+                                "str", "The peer's WireGuard public key (base64).", required=True
+                            ),
+                            "address": _f(
+                                "str", "The peer's tunnel address, in the subnet.", required=True
+                            ),
+                        },
+                    ),
+                },
+            ),
+        },
+    ),
 }
 
 _TYPE_NAMES = {
@@ -216,11 +264,50 @@ def _type_ok(kind: str, value: Any) -> bool:
 
 def _coerce(kind: str, value: Any) -> Any:
     # YAML gives `band: 2.4` as a float and `channel: "6"` as a string; accept the obvious.
+    # Only plain ASCII digits: the template writes the string itself, so "6\n" or "٦" is no 6.
     if kind == "str" and isinstance(value, int | float) and not isinstance(value, bool):
         return str(value)
-    if kind == "int" and isinstance(value, str) and value.strip().isdigit():
+    if kind == "int" and isinstance(value, str) and value.isascii() and value.isdigit():
         return int(value)
     return value
+
+
+# Characters no inventory string may hold: C0 and C1 controls, DEL, and the Unicode line and
+# paragraph separators. Each one splits or ends a line in some config file on the Pi.
+_CONTROL_CATEGORIES = ("Cc", "Cs", "Zl", "Zp")
+
+
+def string_problem(value: str) -> str | None:
+    """What is wrong with any inventory string, whatever its key; never echoes the value (it
+    may be a decrypted secret)."""
+    bad = next((c for c in value if unicodedata.category(c) in _CONTROL_CATEGORIES), None)
+    if bad is not None:
+        hint = (
+            " (a vaulted value made with `echo`? use `echo -n` or `printf`)"
+            if value.endswith("\n")
+            else ""
+        )
+        return f"contains a control character (U+{ord(bad):04X}){hint}"
+    if len(value) > MAX_STRING:
+        return f"is {len(value)} characters long; at most {MAX_STRING}"
+    return None
+
+
+def _strings_problems(host: str, path: str, value: Any, out: list[Problem]) -> bool:
+    """Report every string under VALUE (any key, any depth) that string_problem refuses.
+    True when VALUE is clean."""
+    clean = True
+    if isinstance(value, str):
+        if msg := string_problem(value):
+            out.append(Problem(host, path, msg))
+            return False
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            clean &= _strings_problems(host, f"{path}.{key}", item, out)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            clean &= _strings_problems(host, f"{path}[{i}]", item, out)
+    return clean
 
 
 def _show(value: Any) -> str:
@@ -237,6 +324,9 @@ def _walk(host: str, path: str, spec: Field, value: Any, out: list[Problem]) -> 
             Problem(host, path, f"must be {_TYPE_NAMES.get(spec.type, spec.type)}, not null")
         )
         return None
+    if isinstance(value, str) and (msg := string_problem(value)):
+        out.append(Problem(host, path, msg))
+        return None  # unusable: the rules below would only repeat it
     value = _coerce(spec.type, value)
     if not _type_ok(spec.type, value):
         out.append(
@@ -286,7 +376,8 @@ def _walk_dict(
     for key in value:
         if key not in options and path:  # top-level vars may be anything; nested typos are not
             out.append(Problem(host, f"{path}.{key}", "unknown key (a typo?)", "warning"))
-            result[key] = value[key]
+            if _strings_problems(host, f"{path}.{key}", value[key], out):
+                result[key] = value[key]
     return result
 
 
@@ -318,6 +409,8 @@ def validate_appliance(
     _check_ntp(host, data.get("ntp_upstream"), out)
     _check_web(host, web, out)
     _check_cameras(host, data.get("cameras") or [], wifi, subnet, pi, dhcp, out)
+    remote = data.get("remote_access") or {}
+    _check_wireguard(host, remote.get("wireguard"), subnet, out)
     if "cameras" in data and isinstance(data.get("cameras"), list) and not cameras:
         out.append(
             Problem(host, "cameras", "no cameras: the Pi will serve an empty network", "warning")
@@ -332,7 +425,7 @@ def _unresolved_message(reason: str) -> str:
 
 
 def passphrase_problem(value: str) -> str | None:
-    if len(value) == 64 and HEX.match(value):
+    if len(value) == 64 and HEX.fullmatch(value):
         return None
     if not 8 <= len(value) <= 63:
         return f"must be 8-63 characters (or 64 hex digits), not {len(value)}"
@@ -374,10 +467,10 @@ def _check_network(
     host: str, net: dict[str, Any], uplink: Any, out: list[Problem]
 ) -> tuple[Any, Any, tuple[Any, Any] | None]:
     iface = net.get("interface")
-    if isinstance(iface, str) and not INTERFACE.match(iface):
+    if isinstance(iface, str) and not INTERFACE.fullmatch(iface):
         out.append(Problem(host, "camera_network.interface", f"{iface!r} is not an interface name"))
     if isinstance(uplink, str):
-        if not INTERFACE.match(uplink):
+        if not INTERFACE.fullmatch(uplink):
             out.append(Problem(host, "uplink_interface", f"{uplink!r} is not an interface name"))
         elif uplink == iface:
             out.append(
@@ -496,13 +589,16 @@ def _check_ntp(host: str, upstream: Any, out: list[Problem]) -> None:
     if not upstream:
         out.append(Problem(host, "ntp_upstream", "needs at least one server"))
     for i, server in enumerate(upstream):
-        if isinstance(server, str) and not (HOSTNAME.match(server) or _is_ip(server)):
+        if isinstance(server, str) and not (HOSTNAME.fullmatch(server) or _is_ip(server)):
             out.append(
                 Problem(host, f"ntp_upstream[{i}]", f"{server!r} is not a host name or address")
             )
 
 
 def _is_ip(text: str) -> bool:
+    # No IPv6 scope (`fe80::1%eth0`): Python reads anything after `%` as the scope, spaces too.
+    if "%" in text:
+        return False
     try:
         ipaddress.ip_address(text)
     except ValueError:
@@ -512,7 +608,7 @@ def _is_ip(text: str) -> bool:
 
 def _check_web(host: str, web: dict[str, Any], out: list[Problem]) -> None:
     server_name = web.get("server_name")
-    if isinstance(server_name, str) and not HOSTNAME.match(server_name):
+    if isinstance(server_name, str) and not HOSTNAME.fullmatch(server_name):
         out.append(Problem(host, "web.server_name", f"{server_name!r} is not a host name"))
     users = web.get("users")
     if isinstance(users, list):
@@ -524,7 +620,7 @@ def _check_web(host: str, web: dict[str, Any], out: list[Problem]) -> None:
                 continue
             name = user.get("name")
             if isinstance(name, str):
-                if not WEB_USER.match(name):
+                if not WEB_USER.fullmatch(name):
                     out.append(
                         Problem(
                             host,
@@ -546,7 +642,7 @@ def _check_web(host: str, web: dict[str, Any], out: list[Problem]) -> None:
                 )
             elif isinstance(password, str) and not password:
                 out.append(Problem(host, f"web.users[{i}].password", "must not be empty"))
-            elif isinstance(hashed, str) and not PASSWORD_HASH.match(hashed):
+            elif isinstance(hashed, str) and not PASSWORD_HASH.fullmatch(hashed):
                 out.append(
                     Problem(
                         host,
@@ -585,7 +681,7 @@ def _check_cameras(
         at = f"cameras[{i}]"
         name = cam.get("name")
         if isinstance(name, str):
-            if not CAMERA_NAME.match(name):
+            if not CAMERA_NAME.fullmatch(name):
                 out.append(
                     Problem(
                         host,
@@ -601,7 +697,7 @@ def _check_cameras(
                 names[name] = i
         mac = cam.get("mac")
         if isinstance(mac, str):
-            if not MAC.match(mac):
+            if not MAC.fullmatch(mac):
                 out.append(Problem(host, f"{at}.mac", f"{mac!r} is not a MAC address"))
             else:
                 norm = mac.lower()
@@ -646,10 +742,18 @@ def _check_cameras(
         if isinstance(secure_id, str):
             if not secure_id:
                 out.append(Problem(host, f"{at}.secure_id", "must not be empty"))
-            elif not HEX.match(secure_id):
+            elif not HEX.fullmatch(secure_id):
                 out.append(
                     Problem(host, f"{at}.secure_id", "must be hexadecimal (0-9, a-f)")
                 )  # never echo it
+            elif len(secure_id) > MAX_SECURE_ID:
+                out.append(
+                    Problem(
+                        host,
+                        f"{at}.secure_id",
+                        f"is {len(secure_id)} characters; at most {MAX_SECURE_ID}",
+                    )
+                )
             elif len(secure_id) != 32:
                 out.append(
                     Problem(
@@ -685,6 +789,101 @@ def _check_cameras(
                 )
             if msg := passphrase_problem(own):
                 out.append(Problem(host, f"{at}.passphrase", msg))
+
+
+def _check_wireguard(host: str, wg: Any, camera_subnet: Any, out: list[Problem]) -> None:
+    if not isinstance(wg, dict):
+        return
+    at = "remote_access.wireguard"
+    port = wg.get("listen_port")
+    if isinstance(port, int) and not 1 <= port <= 65535:
+        out.append(Problem(host, f"{at}.listen_port", f"{port} is not a UDP port (1-65535)"))
+    tunnel = pi = None
+    subnet = wg.get("subnet")
+    if isinstance(subnet, str):
+        try:
+            tunnel = ipaddress.IPv4Network(subnet)
+        except ValueError:
+            out.append(
+                Problem(host, f"{at}.subnet", f"{subnet!r} is not an IPv4 subnet (10.44.0.0/24)")
+            )
+        else:
+            if "/" not in subnet or tunnel.prefixlen > 30:
+                out.append(Problem(host, f"{at}.subnet", "needs a prefix of at most /30"))
+                tunnel = None
+            elif camera_subnet is not None and tunnel.overlaps(camera_subnet):
+                out.append(
+                    Problem(host, f"{at}.subnet", f"overlaps the camera subnet {camera_subnet}")
+                )
+                tunnel = None
+            else:
+                pi = next(tunnel.hosts())
+    endpoint = wg.get("endpoint")
+    if isinstance(endpoint, str) and (msg := endpoint_problem(endpoint)):
+        out.append(Problem(host, f"{at}.endpoint", msg))
+    names: dict[str, int] = {}
+    keys: dict[str, int] = {}
+    addresses: dict[Any, int] = {}
+    for i, peer in enumerate(wg.get("peers") or []):
+        if not isinstance(peer, dict):
+            continue
+        where = f"{at}.peers[{i}]"
+        name = peer.get("name")
+        if isinstance(name, str):
+            if not PEER_NAME.fullmatch(name):
+                out.append(
+                    Problem(host, f"{where}.name", f"{name!r} must be 1-32 of a-z, 0-9 and '-'")
+                )
+            elif name in names:
+                out.append(
+                    Problem(host, f"{where}.name", f"{name!r} is already peers[{names[name]}]")
+                )
+            else:
+                names[name] = i
+        key = peer.get("public_key")
+        if isinstance(key, str):
+            if not WIREGUARD_KEY.fullmatch(key):
+                out.append(
+                    Problem(
+                        host, f"{where}.public_key", "is not a WireGuard key (44 base64 characters)"
+                    )
+                )
+            elif key in keys:
+                out.append(Problem(host, f"{where}.public_key", f"is already peers[{keys[key]}]'s"))
+            else:
+                keys[key] = i
+        ip = _ip(host, f"{where}.address", peer.get("address"), out)
+        if ip is None or tunnel is None:
+            continue
+        if ip not in tunnel or ip in (tunnel.network_address, tunnel.broadcast_address):
+            out.append(Problem(host, f"{where}.address", f"{ip} is not a host of {tunnel}"))
+        elif ip == pi:
+            out.append(Problem(host, f"{where}.address", f"{ip} is the Pi's own tunnel address"))
+        elif ip in addresses:
+            out.append(
+                Problem(host, f"{where}.address", f"{ip} is already peers[{addresses[ip]}]'s")
+            )
+        else:
+            addresses[ip] = i
+
+
+def endpoint_problem(endpoint: str) -> str | None:
+    """Why ENDPOINT is not HOST:PORT (a host name, an IPv4 address or [IPv6]), or None."""
+    host, sep, port = endpoint.rpartition(":")
+    if not sep or not (port.isascii() and port.isdigit()) or not 1 <= int(port) <= 65535:
+        return f"{endpoint!r} is not HOST:PORT (e.g. home.example.net:51820)"
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+        try:
+            if "%" in host:  # a scope: Python takes anything after `%`, spaces too
+                raise ValueError(host)
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            return f"{endpoint!r}: {host!r} is not an IPv6 address"
+        return None
+    if not (HOSTNAME.fullmatch(host) or _is_ip(host)) or ":" in host:
+        return f"{endpoint!r}: {host!r} is not a host name or address"
+    return None
 
 
 def validate_across(appliances: Iterable[tuple[str, dict[str, Any]]]) -> list[Problem]:
