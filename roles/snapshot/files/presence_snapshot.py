@@ -265,7 +265,11 @@ def restore(spec: dict[str, Any], stamp: str | None) -> dict[str, Any]:
         elif os.path.exists(path):
             os.unlink(path)
             removed.append(path)
-    services = sorted({s for p in changed for s in entries.get(p, {}).get("services", [])})
+    # daemon-reload first: a changed unit drop-in must be read before its service restarts.
+    services = sorted(
+        {s for p in changed for s in entries.get(p, {}).get("services", [])},
+        key=lambda s: (s != "daemon-reload", s),
+    )
     prune(spec)
     return {
         "stamp": chosen,
