@@ -175,5 +175,7 @@ def test_the_spec_covers_every_file_the_roles_write(tmp_path: Path) -> None:
         "/etc/dnsmasq.d/cameras.conf",
         "/etc/chrony/chrony.conf",
         "/etc/nginx/nginx.conf",
+        "/etc/wireguard/wg0.conf",
+        "/usr/local/sbin/presence-wg-syncconf",
     }
     assert os.path.basename(checked["/etc/hostapd/hostapd.conf"]) == "presence-hostapd-check"
