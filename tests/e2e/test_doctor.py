@@ -35,6 +35,13 @@ TLS_DIR = "/etc/nginx/presence-appliance-tls"
 CACHE_DIR = "/var/cache/nginx/presence-appliance"
 
 
+class _Shown(dict):  # type: ignore[type-arg]
+    """The checks by name; shown as `name: status: message` lines when an assert fails."""
+
+    def __repr__(self) -> str:
+        return "\n" + "\n".join(f"{n}: {c['status']}: {c['message']}" for n, c in self.items())
+
+
 class DoctorLab:
     def __init__(self, lab: Lab, inventory: Path) -> None:
         self.lab = lab
@@ -54,9 +61,11 @@ class DoctorLab:
         return {c["name"]: c for c in appliance["checks"]}
 
     def failing(self) -> tuple[int, set[str], dict[str, dict[str, str]]]:
+        """Exit code, the failing checks' names, and every check as `status: message`."""
         code, report = self.doctor()
         checks = self.checks(report)
-        return code, {n for n, c in checks.items() if c["status"] == "fail"}, checks
+        failing = {n for n, c in checks.items() if c["status"] == "fail"}
+        return code, failing, _Shown(checks)
 
     def assert_no_secrets(self, text: str) -> None:
         group = self.lab.inventory["all"]["children"]["appliances"]["vars"]
