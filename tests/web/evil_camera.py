@@ -69,6 +69,8 @@ class EvilCamera:
     def __init__(self, host: str, port: int = 80) -> None:
         self._server = ThreadingHTTPServer((host, port), _Handler)
         self._server.daemon_threads = True
+        # nginx closes a connection after the headers it needed: not worth a traceback.
+        self._server.handle_error = lambda request, address: None  # type: ignore[method-assign]
         self._server.mode = "e404"  # type: ignore[attr-defined]
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 

@@ -285,6 +285,8 @@ class WebSite:
             (self.root / sub).mkdir(parents=True, exist_ok=True)
             (self.root / sub).chmod(mode)
         (self.root / "cache").mkdir(mode=0o700, exist_ok=True)
+        (self.root / "tmp/presence-gate").mkdir(mode=0o750, exist_ok=True)
+        shutil.chown(self.root / "tmp/presence-gate", "root", WEB_USER)
         shutil.chown(self.root / "cache", WEB_USER, WEB_USER)
         # The role's self-signed certificate, made the way tasks/tls.yml makes it.
         make_self_signed(
