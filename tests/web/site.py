@@ -247,6 +247,10 @@ class WebSite:
             "web_log_dir": str(root / "log"),
             "web_pid_file": str(root / "run/nginx.pid"),
             "web_listen_addresses": [self.pi_ip],
+            "web_fail2ban_dir": str(root / "fail2ban"),
+            # Tests make many refused requests on purpose: the login limit is a test of its own.
+            "web_login_rate": "6000r/m",
+            "web_login_burst": 1000,
         }
         variables.update(overrides)
         return {"all": {"children": {"appliances": {"hosts": {"paw-pi": {}}, "vars": variables}}}}
