@@ -199,10 +199,13 @@ class WebSite:
     ) -> subprocess.CompletedProcess[str]:
         return run(["ip", "netns", "exec", self.namespace, *argv], timeout=timeout, check=check)
 
-    def add_camera(self, name: str, emulated: bool = True) -> Camera:
+    def add_camera(
+        self, name: str, emulated: bool = True, ip: str | None = None, prefix: int = 29
+    ) -> Camera:
+        """A camera on the camera network; `ip`/`prefix` for one beyond the site's /29."""
         index = len(self.cameras) + 1
-        ip = self.camera_ip(index)
-        run(["ip", "addr", "add", f"{ip}/29", "dev", f"pawc{self.tag}"])
+        ip = ip or self.camera_ip(index)
+        run(["ip", "addr", "add", f"{ip}/{prefix}", "dev", f"pawc{self.tag}"])
         camera = Camera(
             name, ip, secrets.token_hex(16), emulated, log=self.root / f"camera-{name}.log"
         )

@@ -167,7 +167,11 @@ def test_the_cache_holds_no_secure_id(fresh: WebSite) -> None:
             for path in CAMERA_PATHS:
                 path = path.replace("/nord/", f"/{camera.name}/")
                 post = "set_config" in path or "changestatus" in path
-                assert client.request("POST" if post else "GET", path).status_code in (200, 404, 409)
+                assert client.request("POST" if post else "GET", path).status_code in (
+                    200,
+                    404,
+                    409,
+                )
             for segment in variant_segments(client, camera.name):
                 client.get(f"/cameras/{camera.name}/live/files/high/{segment}")
             ping = client.get(f"/cameras/{camera.name}/command/ping")
