@@ -350,6 +350,11 @@ class WebSite:
         while not self._nginx_children() - before:
             assert time.monotonic() < deadline, "nginx started no new worker within 10 s"
             time.sleep(0.05)
+        # ... and the old workers are gone: one still accepting would answer with the old
+        # config (also on the gate's socket, which every camera request goes through).
+        while self._nginx_children() & before:
+            assert time.monotonic() < deadline + 10, "nginx's old workers did not exit"
+            time.sleep(0.05)
 
     def _nginx_children(self) -> set[int]:
         """PIDs of the nginx master's processes (`ip netns exec` exec()s nginx: same PID)."""
