@@ -92,8 +92,6 @@ def test_a_hostile_snapshot_and_thumbnail_click_run_nothing(site: WebSite, brows
     # And straight to the path, as a page in the dashboard's own tab.
     direct = browser.new_page()
     answer = direct.goto(f"{site.base_url}/cameras/evil/live/snapshot_720.jpg")
-    assert answer is not None and answer.status == 502
-    assert "sandbox" in answer.headers["content-security-policy"]
     # Whatever the hostile page started has finished (its fetches are immediate).
     popup.wait_for_load_state("networkidle", timeout=15000)
     direct.wait_for_load_state("networkidle", timeout=15000)
@@ -101,3 +99,5 @@ def test_a_hostile_snapshot_and_thumbnail_click_run_nothing(site: WebSite, brows
         assert where.evaluate(PWNED) == [False, False, None], where.url
     assert page.evaluate("() => document.body.dataset.pingInterval") is not None  # page intact
     assert commands_reached(site) == before
+    assert answer is not None and answer.status == 502
+    assert "sandbox" in answer.headers["content-security-policy"]
