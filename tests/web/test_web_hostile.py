@@ -183,3 +183,11 @@ def test_the_cache_holds_no_secure_id(fresh: WebSite) -> None:
     for camera in honest:
         for part in (camera.secure_id, camera.secure_id[:16], camera.secure_id[16:]):
             assert part.lower().encode() not in cached, camera.name
+
+
+def test_every_dynamic_answer_needs_the_login(fresh: WebSite) -> None:
+    # `return` answers before nginx's login check: none may be reachable by a stranger.
+    with fresh.client(auth=None) as stranger:
+        assert stranger.get("/client.json").status_code == 401
+    with fresh.client() as client:
+        assert client.get("/client.json").json() == {"remote": 0}
