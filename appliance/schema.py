@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,18 +18,25 @@ from typing import Any
 from appliance.countries import ISO_3166_ALPHA2
 
 NETATMO_OUI = "70:ee:50"
-CAMERA_NAME = re.compile(r"^[a-z0-9-]{1,32}$")
-MAC = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
-HEX = re.compile(r"^[0-9a-fA-F]+$")
-INTERFACE = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
+# Every pattern is anchored with \A...\Z (and used with fullmatch): a `$`-anchored match accepts a
+# trailing newline, which is exactly what `echo pw | ansible-vault encrypt_string` adds (and it
+# split config lines on the Pi). \Z keeps other modules' `.match()` calls exact too.
+CAMERA_NAME = re.compile(r"\A(?:[a-z0-9-]{1,32})\Z")
+MAC = re.compile(r"\A(?:[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5})\Z")
+HEX = re.compile(r"\A(?:[0-9a-fA-F]+)\Z")
+INTERFACE = re.compile(r"\A(?:[A-Za-z0-9_.-]{1,15})\Z")
 HOSTNAME = re.compile(
-    r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$"
+    r"\A(?=.{1,253}\Z)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?\Z"
 )
-WEB_USER = re.compile(r"^[A-Za-z0-9._@-]{1,64}$")
+WEB_USER = re.compile(r"\A(?:[A-Za-z0-9._@-]{1,64})\Z")
 # crypt(3) formats nginx accepts through libxcrypt: bcrypt and sha512-crypt.
 PASSWORD_HASH = re.compile(
-    r"^(\$2[aby]\$\d\d\$[./A-Za-z0-9]{53}|\$6\$(rounds=\d+\$)?[./A-Za-z0-9]{1,16}\$[./A-Za-z0-9]{86})$"
+    r"\A(?:\$2[aby]\$[0-9]{2}\$[./A-Za-z0-9]{53}|\$6\$(rounds=[0-9]+\$)?[./A-Za-z0-9]{1,16}\$[./A-Za-z0-9]{86})\Z"
 )
+# No string in the inventory may be longer (a file path is the longest honest value).
+MAX_STRING = 1024
+# A secure id is a path segment in the Pi's nginx config: hex, and bounded.
+MAX_SECURE_ID = 128
 CHANNELS = {
     "2.4": set(range(1, 14)),
     "5": {
@@ -64,7 +72,7 @@ CHANNELS_1_TO_11 = frozenset({"US", "CA", "TW", "PR", "GU", "AS", "VI", "MP", "U
 ISOLATION = ("ap_isolate", "vlan_per_camera")
 PEER_NAME = CAMERA_NAME  # remote_access peers: the same rule (names appear in file names)
 # A WireGuard key: 32 bytes in base64 (43 characters and one "=").
-WIREGUARD_KEY = re.compile(r"^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$")
+WIREGUARD_KEY = re.compile(r"\A(?:[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=)\Z")
 CLOUD = ("allow", "block")
 
 
@@ -261,11 +269,50 @@ def _type_ok(kind: str, value: Any) -> bool:
 
 def _coerce(kind: str, value: Any) -> Any:
     # YAML gives `band: 2.4` as a float and `channel: "6"` as a string; accept the obvious.
+    # Only plain ASCII digits: the template writes the string itself, so "6\n" or "٦" is no 6.
     if kind == "str" and isinstance(value, int | float) and not isinstance(value, bool):
         return str(value)
-    if kind == "int" and isinstance(value, str) and value.strip().isdigit():
+    if kind == "int" and isinstance(value, str) and value.isascii() and value.isdigit():
         return int(value)
     return value
+
+
+# Characters no inventory string may hold: C0 and C1 controls, DEL, and the Unicode line and
+# paragraph separators. Each one splits or ends a line in some config file on the Pi.
+_CONTROL_CATEGORIES = ("Cc", "Cs", "Zl", "Zp")
+
+
+def string_problem(value: str) -> str | None:
+    """What is wrong with any inventory string, whatever its key; never echoes the value (it
+    may be a decrypted secret)."""
+    bad = next((c for c in value if unicodedata.category(c) in _CONTROL_CATEGORIES), None)
+    if bad is not None:
+        hint = (
+            " (a vaulted value made with `echo`? use `echo -n` or `printf`)"
+            if value.endswith("\n")
+            else ""
+        )
+        return f"contains a control character (U+{ord(bad):04X}){hint}"
+    if len(value) > MAX_STRING:
+        return f"is {len(value)} characters long; at most {MAX_STRING}"
+    return None
+
+
+def _strings_problems(host: str, path: str, value: Any, out: list[Problem]) -> bool:
+    """Report every string under VALUE (any key, any depth) that string_problem refuses.
+    True when VALUE is clean."""
+    clean = True
+    if isinstance(value, str):
+        if msg := string_problem(value):
+            out.append(Problem(host, path, msg))
+            return False
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            clean &= _strings_problems(host, f"{path}.{key}", item, out)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            clean &= _strings_problems(host, f"{path}[{i}]", item, out)
+    return clean
 
 
 def _show(value: Any) -> str:
@@ -282,6 +329,9 @@ def _walk(host: str, path: str, spec: Field, value: Any, out: list[Problem]) -> 
             Problem(host, path, f"must be {_TYPE_NAMES.get(spec.type, spec.type)}, not null")
         )
         return None
+    if isinstance(value, str) and (msg := string_problem(value)):
+        out.append(Problem(host, path, msg))
+        return None  # unusable: the rules below would only repeat it
     value = _coerce(spec.type, value)
     if not _type_ok(spec.type, value):
         out.append(
@@ -331,7 +381,8 @@ def _walk_dict(
     for key in value:
         if key not in options and path:  # top-level vars may be anything; nested typos are not
             out.append(Problem(host, f"{path}.{key}", "unknown key (a typo?)", "warning"))
-            result[key] = value[key]
+            if _strings_problems(host, f"{path}.{key}", value[key], out):
+                result[key] = value[key]
     return result
 
 
@@ -379,7 +430,7 @@ def _unresolved_message(reason: str) -> str:
 
 
 def passphrase_problem(value: str) -> str | None:
-    if len(value) == 64 and HEX.match(value):
+    if len(value) == 64 and HEX.fullmatch(value):
         return None
     if not 8 <= len(value) <= 63:
         return f"must be 8-63 characters (or 64 hex digits), not {len(value)}"
@@ -421,10 +472,10 @@ def _check_network(
     host: str, net: dict[str, Any], uplink: Any, out: list[Problem]
 ) -> tuple[Any, Any, tuple[Any, Any] | None]:
     iface = net.get("interface")
-    if isinstance(iface, str) and not INTERFACE.match(iface):
+    if isinstance(iface, str) and not INTERFACE.fullmatch(iface):
         out.append(Problem(host, "camera_network.interface", f"{iface!r} is not an interface name"))
     if isinstance(uplink, str):
-        if not INTERFACE.match(uplink):
+        if not INTERFACE.fullmatch(uplink):
             out.append(Problem(host, "uplink_interface", f"{uplink!r} is not an interface name"))
         elif uplink == iface:
             out.append(
@@ -543,13 +594,16 @@ def _check_ntp(host: str, upstream: Any, out: list[Problem]) -> None:
     if not upstream:
         out.append(Problem(host, "ntp_upstream", "needs at least one server"))
     for i, server in enumerate(upstream):
-        if isinstance(server, str) and not (HOSTNAME.match(server) or _is_ip(server)):
+        if isinstance(server, str) and not (HOSTNAME.fullmatch(server) or _is_ip(server)):
             out.append(
                 Problem(host, f"ntp_upstream[{i}]", f"{server!r} is not a host name or address")
             )
 
 
 def _is_ip(text: str) -> bool:
+    # No IPv6 scope (`fe80::1%eth0`): Python reads anything after `%` as the scope, spaces too.
+    if "%" in text:
+        return False
     try:
         ipaddress.ip_address(text)
     except ValueError:
@@ -567,7 +621,7 @@ def _is_ip_address(text: str) -> bool:
 
 def _check_web(host: str, web: dict[str, Any], out: list[Problem]) -> None:
     server_name = web.get("server_name")
-    if isinstance(server_name, str) and not HOSTNAME.match(server_name):
+    if isinstance(server_name, str) and not HOSTNAME.fullmatch(server_name):
         out.append(Problem(host, "web.server_name", f"{server_name!r} is not a host name"))
     users = web.get("users")
     if isinstance(users, list):
@@ -579,7 +633,7 @@ def _check_web(host: str, web: dict[str, Any], out: list[Problem]) -> None:
                 continue
             name = user.get("name")
             if isinstance(name, str):
-                if not WEB_USER.match(name):
+                if not WEB_USER.fullmatch(name):
                     out.append(
                         Problem(
                             host,
@@ -601,7 +655,7 @@ def _check_web(host: str, web: dict[str, Any], out: list[Problem]) -> None:
                 )
             elif isinstance(password, str) and not password:
                 out.append(Problem(host, f"web.users[{i}].password", "must not be empty"))
-            elif isinstance(hashed, str) and not PASSWORD_HASH.match(hashed):
+            elif isinstance(hashed, str) and not PASSWORD_HASH.fullmatch(hashed):
                 out.append(
                     Problem(
                         host,
@@ -645,7 +699,7 @@ def _check_cameras(
         at = f"cameras[{i}]"
         name = cam.get("name")
         if isinstance(name, str):
-            if not CAMERA_NAME.match(name):
+            if not CAMERA_NAME.fullmatch(name):
                 out.append(
                     Problem(
                         host,
@@ -661,7 +715,7 @@ def _check_cameras(
                 names[name] = i
         mac = cam.get("mac")
         if isinstance(mac, str):
-            if not MAC.match(mac):
+            if not MAC.fullmatch(mac):
                 out.append(Problem(host, f"{at}.mac", f"{mac!r} is not a MAC address"))
             else:
                 norm = mac.lower()
@@ -706,10 +760,18 @@ def _check_cameras(
         if isinstance(secure_id, str):
             if not secure_id:
                 out.append(Problem(host, f"{at}.secure_id", "must not be empty"))
-            elif not HEX.match(secure_id):
+            elif not HEX.fullmatch(secure_id):
                 out.append(
                     Problem(host, f"{at}.secure_id", "must be hexadecimal (0-9, a-f)")
                 )  # never echo it
+            elif len(secure_id) > MAX_SECURE_ID:
+                out.append(
+                    Problem(
+                        host,
+                        f"{at}.secure_id",
+                        f"is {len(secure_id)} characters; at most {MAX_SECURE_ID}",
+                    )
+                )
             elif len(secure_id) != 32:
                 out.append(
                     Problem(
@@ -786,7 +848,7 @@ def _check_wireguard(host: str, wg: Any, camera_subnet: Any, out: list[Problem])
         where = f"{at}.peers[{i}]"
         name = peer.get("name")
         if isinstance(name, str):
-            if not PEER_NAME.match(name):
+            if not PEER_NAME.fullmatch(name):
                 out.append(
                     Problem(host, f"{where}.name", f"{name!r} must be 1-32 of a-z, 0-9 and '-'")
                 )
@@ -798,7 +860,7 @@ def _check_wireguard(host: str, wg: Any, camera_subnet: Any, out: list[Problem])
                 names[name] = i
         key = peer.get("public_key")
         if isinstance(key, str):
-            if not WIREGUARD_KEY.match(key):
+            if not WIREGUARD_KEY.fullmatch(key):
                 out.append(
                     Problem(
                         host, f"{where}.public_key", "is not a WireGuard key (44 base64 characters)"
@@ -826,16 +888,18 @@ def _check_wireguard(host: str, wg: Any, camera_subnet: Any, out: list[Problem])
 def endpoint_problem(endpoint: str) -> str | None:
     """Why ENDPOINT is not HOST:PORT (a host name, an IPv4 address or [IPv6]), or None."""
     host, sep, port = endpoint.rpartition(":")
-    if not sep or not port.isdigit() or not 1 <= int(port) <= 65535:
+    if not sep or not (port.isascii() and port.isdigit()) or not 1 <= int(port) <= 65535:
         return f"{endpoint!r} is not HOST:PORT (e.g. home.example.net:51820)"
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
         try:
+            if "%" in host:  # a scope: Python takes anything after `%`, spaces too
+                raise ValueError(host)
             ipaddress.IPv6Address(host)
         except ValueError:
             return f"{endpoint!r}: {host!r} is not an IPv6 address"
         return None
-    if not (HOSTNAME.match(host) or _is_ip(host)) or ":" in host:
+    if not (HOSTNAME.fullmatch(host) or _is_ip(host)) or ":" in host:
         return f"{endpoint!r}: {host!r} is not a host name or address"
     return None
 
