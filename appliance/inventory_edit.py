@@ -125,6 +125,7 @@ class CameraList:
     key: ScalarNode | None
     seq: Node | None  # SequenceNode, or None when there is no `cameras` key yet
     doc: YamlText  # the file it is in: the inventory, or a group_vars/host_vars file
+    name: str = "cameras"  # the list's key (list_at finds lists under other keys)
 
     @property
     def where(self) -> tuple[Path, int]:
@@ -254,7 +255,9 @@ class YamlText:
         if seq is None:
             column = cameras.parent.value[0][0].start_mark.column
             at = self._after_node_line(cameras.parent)
-            self._splice(at, at, " " * column + "cameras:\n" + self._block_item(fields, column + 2))
+            self._splice(
+                at, at, " " * column + f"{cameras.name}:\n" + self._block_item(fields, column + 2)
+            )
             return
         if not isinstance(seq, SequenceNode):
             if _is_null(seq) and cameras.key is not None:
@@ -263,7 +266,7 @@ class YamlText:
                 column = cameras.key.start_mark.column + 2
                 self._splice(at, at, self._block_item(fields, column))
                 return
-            raise EditError(f"{self.path}: `cameras` is not a list")
+            raise EditError(f"{self.path}: `{cameras.name}` is not a list")
         if seq.flow_style:
             if not seq.value:
                 # `cameras: []` becomes a block list under the key (a comment stays put).
@@ -352,8 +355,8 @@ class InventoryDocument(YamlText):
         super().__init__(path, text)
         self.vars_files: dict[Path, YamlText] = {}
 
-    def _vars_file(self, kind: str, name: str) -> YamlText | None:
-        """The file of group_vars/NAME or host_vars/NAME that has a `cameras` key, if any."""
+    def _vars_file(self, kind: str, name: str, key: str = "cameras") -> YamlText | None:
+        """The file of group_vars/NAME or host_vars/NAME that has KEY, if any."""
         folder = self.path.parent / kind
         candidates = [folder / f"{name}.yml", folder / f"{name}.yaml", folder / name]
         if (folder / name).is_dir():
@@ -369,7 +372,7 @@ class InventoryDocument(YamlText):
                 except EditError:
                     continue  # not YAML we can edit (e.g. a whole-file vault): not ours
             doc = self.vars_files[candidate]
-            if _get(doc.root, "cameras") is not None:
+            if _get(doc.root, key) is not None:
                 return doc
         return None
 
@@ -425,6 +428,38 @@ class InventoryDocument(YamlText):
             f"{self.path}: appliance {host!r} has no variables to add a `cameras:` list to; "
             "add `cameras: []` under it (or under the group's vars) first"
         )
+
+    def list_at(self, host: str, path: tuple[str, ...]) -> CameraList:
+        """The list at PATH (mapping keys, the last one the list's: `remote_access`,
+        `wireguard`, `peers`) that applies to HOST, in the vars that define PATH[0] as
+        Ansible ranks them. Its seq is None when only the last key is missing."""
+        top = path[0]
+        places: list[tuple[str, Node | None, YamlText]] = []
+        host_file = self._vars_file("host_vars", host, top)
+        if host_file is not None:
+            places.append((host, host_file.root, host_file))
+        places.append((host, self.hosts().get(host), self))
+        group_file = self._vars_file("group_vars", APPLIANCE_GROUP, top)
+        if group_file is not None:
+            places.append(("group", group_file.root, group_file))
+        group_vars = _get(self.group(), "vars")
+        places.append(("group", group_vars[1] if group_vars else None, self))
+        for owner, mapping, doc in places:
+            if _get(mapping, top) is None:
+                continue
+            parent = mapping
+            for depth, key in enumerate(path[:-1], start=1):
+                found = _get(parent, key)
+                if found is None or _is_null(found[1]):
+                    raise EditError(f"{doc.path}: {host} has no {'.'.join(path[:depth])}")
+                if not isinstance(found[1], MappingNode):
+                    raise EditError(f"{doc.path}: {'.'.join(path[:depth])} is not a mapping")
+                parent = found[1]
+            last = _get(parent, path[-1])
+            if last is None:
+                return CameraList(owner, parent, None, None, doc, name=path[-1])
+            return CameraList(owner, parent, last[0], last[1], doc, name=path[-1])
+        raise EditError(f"{self.path}: {host} has no {top}")
 
     def hosts_using(self, cameras: CameraList) -> list[str]:
         """The hosts whose effective camera list is CAMERAS (the group's may serve several)."""

@@ -62,6 +62,9 @@ CHANNELS = {
 # Regulatory domains where 2.4 GHz stops at channel 11 (FCC rules: the US, its territories, Canada, Taiwan).
 CHANNELS_1_TO_11 = frozenset({"US", "CA", "TW", "PR", "GU", "AS", "VI", "MP", "UM"})
 ISOLATION = ("ap_isolate", "vlan_per_camera")
+PEER_NAME = CAMERA_NAME  # remote_access peers: the same rule (names appear in file names)
+# A WireGuard key: 32 bytes in base64 (43 characters and one "=").
+WIREGUARD_KEY = re.compile(r"^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$")
 CLOUD = ("allow", "block")
 
 
@@ -206,6 +209,43 @@ SCHEMA: dict[str, Field] = {
             ),
         },
     ),
+    "remote_access": _f(
+        "dict",
+        "Ways in from outside the home; off when absent.",
+        options={
+            "wireguard": _f(
+                "dict",
+                "A WireGuard endpoint on the Pi whose peers reach the dashboard only.",
+                options={
+                    "listen_port": _f("int", "UDP port the Pi listens on.", default=51820),
+                    "subnet": _f(
+                        "str",
+                        "The tunnel's IPv4 subnet, e.g. 10.44.0.0/24 (the Pi takes the first address).",
+                        required=True,
+                    ),
+                    "endpoint": _f(
+                        "str",
+                        "HOST:PORT the peers dial: the home router's public name or address.",
+                        required=True,
+                    ),
+                    "peers": _f(
+                        "list",
+                        "Phones and laptops allowed in (written by `remote add`).",
+                        elements="dict",
+                        options={
+                            "name": _f("str", "[a-z0-9-]{1,32}, unique.", required=True),
+                            "public_key": _f(
+                                "str", "The peer's WireGuard public key (base64).", required=True
+                            ),
+                            "address": _f(
+                                "str", "The peer's tunnel address, in the subnet.", required=True
+                            ),
+                        },
+                    ),
+                },
+            ),
+        },
+    ),
 }
 
 _TYPE_NAMES = {
@@ -336,6 +376,8 @@ def validate_appliance(
     _check_web(host, web, out)
     _check_firewall(host, data.get("firewall") or {}, out)
     _check_cameras(host, data.get("cameras") or [], wifi, subnet, pi, dhcp, out)
+    remote = data.get("remote_access") or {}
+    _check_wireguard(host, remote.get("wireguard"), subnet, out)
     if "cameras" in data and isinstance(data.get("cameras"), list) and not cameras:
         out.append(
             Problem(host, "cameras", "no cameras: the Pi will serve an empty network", "warning")
@@ -732,6 +774,99 @@ def _check_cameras(
                 )
             if msg := passphrase_problem(own):
                 out.append(Problem(host, f"{at}.passphrase", msg))
+
+
+def _check_wireguard(host: str, wg: Any, camera_subnet: Any, out: list[Problem]) -> None:
+    if not isinstance(wg, dict):
+        return
+    at = "remote_access.wireguard"
+    port = wg.get("listen_port")
+    if isinstance(port, int) and not 1 <= port <= 65535:
+        out.append(Problem(host, f"{at}.listen_port", f"{port} is not a UDP port (1-65535)"))
+    tunnel = pi = None
+    subnet = wg.get("subnet")
+    if isinstance(subnet, str):
+        try:
+            tunnel = ipaddress.IPv4Network(subnet)
+        except ValueError:
+            out.append(
+                Problem(host, f"{at}.subnet", f"{subnet!r} is not an IPv4 subnet (10.44.0.0/24)")
+            )
+        else:
+            if "/" not in subnet or tunnel.prefixlen > 30:
+                out.append(Problem(host, f"{at}.subnet", "needs a prefix of at most /30"))
+                tunnel = None
+            elif camera_subnet is not None and tunnel.overlaps(camera_subnet):
+                out.append(
+                    Problem(host, f"{at}.subnet", f"overlaps the camera subnet {camera_subnet}")
+                )
+                tunnel = None
+            else:
+                pi = next(tunnel.hosts())
+    endpoint = wg.get("endpoint")
+    if isinstance(endpoint, str) and (msg := endpoint_problem(endpoint)):
+        out.append(Problem(host, f"{at}.endpoint", msg))
+    names: dict[str, int] = {}
+    keys: dict[str, int] = {}
+    addresses: dict[Any, int] = {}
+    for i, peer in enumerate(wg.get("peers") or []):
+        if not isinstance(peer, dict):
+            continue
+        where = f"{at}.peers[{i}]"
+        name = peer.get("name")
+        if isinstance(name, str):
+            if not PEER_NAME.match(name):
+                out.append(
+                    Problem(host, f"{where}.name", f"{name!r} must be 1-32 of a-z, 0-9 and '-'")
+                )
+            elif name in names:
+                out.append(
+                    Problem(host, f"{where}.name", f"{name!r} is already peers[{names[name]}]")
+                )
+            else:
+                names[name] = i
+        key = peer.get("public_key")
+        if isinstance(key, str):
+            if not WIREGUARD_KEY.match(key):
+                out.append(
+                    Problem(
+                        host, f"{where}.public_key", "is not a WireGuard key (44 base64 characters)"
+                    )
+                )
+            elif key in keys:
+                out.append(Problem(host, f"{where}.public_key", f"is already peers[{keys[key]}]'s"))
+            else:
+                keys[key] = i
+        ip = _ip(host, f"{where}.address", peer.get("address"), out)
+        if ip is None or tunnel is None:
+            continue
+        if ip not in tunnel or ip in (tunnel.network_address, tunnel.broadcast_address):
+            out.append(Problem(host, f"{where}.address", f"{ip} is not a host of {tunnel}"))
+        elif ip == pi:
+            out.append(Problem(host, f"{where}.address", f"{ip} is the Pi's own tunnel address"))
+        elif ip in addresses:
+            out.append(
+                Problem(host, f"{where}.address", f"{ip} is already peers[{addresses[ip]}]'s")
+            )
+        else:
+            addresses[ip] = i
+
+
+def endpoint_problem(endpoint: str) -> str | None:
+    """Why ENDPOINT is not HOST:PORT (a host name, an IPv4 address or [IPv6]), or None."""
+    host, sep, port = endpoint.rpartition(":")
+    if not sep or not port.isdigit() or not 1 <= int(port) <= 65535:
+        return f"{endpoint!r} is not HOST:PORT (e.g. home.example.net:51820)"
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            return f"{endpoint!r}: {host!r} is not an IPv6 address"
+        return None
+    if not (HOSTNAME.match(host) or _is_ip(host)) or ":" in host:
+        return f"{endpoint!r}: {host!r} is not a host name or address"
+    return None
 
 
 def validate_across(appliances: Iterable[tuple[str, dict[str, Any]]]) -> list[Problem]:

@@ -35,6 +35,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "Find cameras and secure ids from Netatmo's API.",
     ),
     "leases": ("appliance.cli.discover_cmd", "leases", "List the DHCP clients of each Pi."),
+    "remote": (
+        "appliance.cli.remote_cmd",
+        "remote",
+        "Remote viewing over WireGuard: add, list and remove phones.",
+    ),
     "emulate": (
         "appliance.cli.emulate_cmd",
         "emulate",
