@@ -115,6 +115,22 @@ def test_no_admin_sources_means_ssh_from_the_lan_and_no_direct_camera_access(
     assert "accept" in to_cameras and "tcp dport" not in to_cameras
 
 
+def test_wireguard_peers_reach_the_dashboard_only(tmp_path: Path) -> None:
+    variables = load_scenario("ap_isolate")
+    variables["remote_access"] = {
+        "wireguard": {"listen_port": 51999, "subnet": "10.44.0.0/24", "peers": []}
+    }
+    out = _render_variant(tmp_path, "wg", variables)
+    result = nft_check(out / RULESET)
+    assert result.returncode == 0, result.stderr
+    text = (out / RULESET).read_text()
+    assert "\t\tudp dport 51999 accept\n" in text
+    assert 'iifname "wg0" goto remote_to_pi' in text
+    assert 'iifname "wg0" counter name "remote_drop_forward" drop' in text
+    plain = (render_scenario("ap_isolate", tmp_path / "plain", roles=("firewall",)) / RULESET)
+    assert "wg0" not in plain.read_text()
+
+
 def test_other_tables_survive_loading_it_twice(tmp_path: Path) -> None:
     out = render_scenario("ap_isolate", tmp_path, roles=("firewall",))
     other = "table ip docker_like {\n\tchain forward {\n\t\ttype filter hook forward priority 0;\n\t}\n}\n"
