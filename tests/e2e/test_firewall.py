@@ -324,3 +324,56 @@ def test_reboot_brings_the_ruleset_back_before_hostapd(fw: Lab) -> None:
     assert "cam_cam1_drop_lan" in fw.pi_exec("nft", "list", "table", "inet", TABLE).stdout
     fw.wait_camera_lease("cam1", timeout=60)
     assert probe(fw, "cam-cam1", "tcp", LAN_GATEWAY, 8080) == ""
+
+
+def test_firewall_command_shows_policy_vpn_drops_and_latest_attempts(fw: Lab) -> None:
+    probe(fw, "cam-cam1", "tcp", LAN_GATEWAY, 8080)
+    result = fw.cli("firewall", "-i", str(fw.root / "inventory-firewall.yml"), "--json",
+                    "--limit", "50", timeout=120)  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    (view,) = json.loads(result.stdout)["appliances"]
+    assert view["loaded"] is True and view["error"] is None
+    cams = {c["name"]: c for c in view["cameras"]}
+    assert cams["cam1"]["cloud"] == "block" and cams["cam2"]["cloud"] == "allow"
+    assert cams["cam2"]["vpn"]["packets"] >= 2 and cams["cam1"]["vpn"]["packets"] == 0
+    for kind in ("pi", "lan", "internet"):
+        assert cams["cam1"]["drops"][kind] >= 1, (kind, cams["cam1"]["drops"])
+    assert cams["cam2"]["drops"]["ntp"] >= 1
+    kinds = {
+        (e["kind"], e["protocol"], e["destination"], e["port"]) for e in cams["cam1"]["recent"]
+    }
+    assert ("lan", "tcp", LAN_GATEWAY, 8080) in kinds, kinds
+    table = fw.cli("firewall", "-i", str(fw.root / "inventory-firewall.yml"), timeout=120)
+    assert table.returncode == 0, table.stderr
+    assert re.search(r"^lab-pi\s+cam2\s+allow\s+\d+ pkts", table.stdout, re.M), table.stdout
+    assert "latest blocked attempts:" in table.stdout and f"{LAN_GATEWAY}:8080" in table.stdout
+    secure_ids = [
+        c["secure_id"] for c in fw.inventory["all"]["children"]["appliances"]["vars"]["cameras"]
+    ]
+    assert not any(s in result.stdout + table.stdout for s in secure_ids)
+
+
+def test_dashboard_tile_shows_cloud_policy_and_blocked_in_24h(fw: Lab, tmp_path: Path) -> None:
+    probe(fw, "cam-cam1", "udp", LAN_GATEWAY, 9999)
+    fw.pi_exec("/usr/local/sbin/presence-firewall", "report")  # what the minutely timer runs
+    group = fw.inventory["all"]["children"]["appliances"]["vars"]
+    user = group["web"]["users"][0]
+    netrc = tmp_path / "netrc"
+    netrc.write_text(
+        f"machine {fw.plan.pi('pi').address} login {user['name']} password {user['password']}\n"
+    )
+    netrc.chmod(0o600)
+
+    def get(path: str) -> str:
+        url = f"https://{fw.plan.pi('pi').address}/{path}"
+        return fw.run_in("lan", "curl", "-sfk", "-m", "5", "--netrc-file", str(netrc), url).stdout
+
+    summary = json.loads(get("firewall.json"))
+    assert summary["cameras"]["cam1"]["cloud"] == "block"
+    assert summary["cameras"]["cam2"]["cloud"] == "allow"
+    assert summary["cameras"]["cam1"]["blocked_24h"] >= 1
+    page = get("")
+    assert 'data-role="firewall" data-cloud="block"' in page
+    assert "firewall.json" in get("app.js")
+    for cam in group["cameras"]:
+        assert cam["secure_id"] not in json.dumps(summary)

@@ -127,7 +127,7 @@ def test_wireguard_peers_reach_the_dashboard_only(tmp_path: Path) -> None:
     assert "\t\tudp dport 51999 accept\n" in text
     assert 'iifname "wg0" goto remote_to_pi' in text
     assert 'iifname "wg0" counter name "remote_drop_forward" drop' in text
-    plain = (render_scenario("ap_isolate", tmp_path / "plain", roles=("firewall",)) / RULESET)
+    plain = render_scenario("ap_isolate", tmp_path / "plain", roles=("firewall",)) / RULESET
     assert "wg0" not in plain.read_text()
 
 
