@@ -323,8 +323,15 @@ def _edit_errors(func: Callable[..., Any]) -> Callable[..., Any]:
 @camera.command()
 @inventory_options
 @click.option("--host", help="The appliance to add it to (default: the only one).")
-@click.argument("name")
-@click.option("--mac", required=True, help="The camera's MAC address (70:ee:50:...).")
+@click.argument("name", required=False)
+@click.option("--mac", help="The camera's MAC address (70:ee:50:...).")
+@click.option(
+    "--from-lease",
+    "from_lease",
+    metavar="MAC",
+    help="Take the camera with this MAC from the Pi's DHCP leases (see `leases`); "
+    "NAME defaults to its host name.",
+)
 @click.option("--ip", help="Its reserved address (default: the next free one).")
 @click.option(
     "--secure-id",
@@ -339,13 +346,17 @@ def add(
     inventory_path: str,
     vault_password_file: str | None,
     host: str | None,
-    name: str,
-    mac: str,
+    name: str | None,
+    mac: str | None,
+    from_lease: str | None,
     ip: str | None,
     secure_id: str,
     cloud: str,
 ) -> None:
-    """Add camera NAME to the inventory (validated before the file is written)."""
+    """Add camera NAME to the inventory (validated before the file is written).
+
+    With --from-lease MAC, the camera that holds that DHCP lease on the Pi is added.
+    """
     from appliance.inventory_edit import (
         InventoryDocument,
         add_camera_to,
@@ -356,6 +367,17 @@ def add(
     inventory = load_for_cameras(inventory_path, vault_password_file)
     doc = InventoryDocument(Path(inventory_path))
     host = doc.pick_host(host)
+    if from_lease:
+        from appliance.init_cameras import LeaseCameraError, camera_from_lease
+
+        if mac:
+            fail("give either --mac or --from-lease, not both", EXIT_USAGE)
+        try:
+            name, mac, _ = camera_from_lease(host, inventory.appliance(host).vars, from_lease, name)
+        except LeaseCameraError as err:
+            fail(str(err), EXIT_INVALID)
+    if not name or not mac:
+        fail("give NAME and --mac MAC, or --from-lease MAC", EXIT_USAGE)
     if ip is None:
         ip = next_free_ip(inventory.appliance(host).vars)
     camera_entry = {
