@@ -650,7 +650,7 @@ def check_firewall(sections: Sections, expected: bool) -> Check:
             "firewall",
             FAIL,
             "table inet presence_appliance is not loaded",
-            "sudo systemctl restart nftables (or run `presence-appliance install`)",
+            "sudo systemctl reload presence-firewall (or run `presence-appliance install`)",
         )
     try:
         data = json.loads(sec.text)
