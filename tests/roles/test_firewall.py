@@ -417,3 +417,71 @@ def test_schema_accepts_admin_sources_of_both_families() -> None:
     variables = load_scenario("ap_isolate")
     variables["firewall"] = {"admin_sources": ["192.168.1.10/32", "fd00::/64"]}
     assert not errors(validate_appliance("pi", variables))
+
+
+def _helper(tmp_path: Path) -> Any:
+    """The rendered helper script, imported as a module (its pure functions)."""
+    import importlib.machinery
+    import importlib.util
+
+    out = render_scenario("ap_isolate", tmp_path, roles=("firewall",))
+    path = out / "usr/local/sbin/presence-firewall"
+    loader = importlib.machinery.SourceFileLoader("presence_firewall", str(path))
+    spec = importlib.util.spec_from_loader("presence_firewall", loader)
+    assert spec is not None
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    return module
+
+
+def test_an_apply_carries_counters_and_outside_filled_sets_over(tmp_path: Path) -> None:
+    helper = _helper(tmp_path)
+    candidate = (tmp_path / RULESET).read_text()
+    live = [
+        {"counter": {"name": "cam_nord_drop_lan", "packets": 7, "bytes": 420}},
+        {"counter": {"name": "cam_gone_drop_lan", "packets": 3, "bytes": 9}},
+        {"set": {"name": "netatmo_v4", "elem": [{"elem": {"val": "192.0.2.7", "expires": 86000}}]}},
+        {"set": {"name": "login_ban_v4", "elem": [{"elem": {"val": "192.0.2.9", "expires": 30}}]}},
+        {"set": {"name": "private_v4", "elem": [{"prefix": {"addr": "10.0.0.0", "len": 8}}]}},
+    ]
+    text = helper.transaction(candidate, live)
+    assert "counter cam_nord_drop_lan { packets 7 bytes 420 }" in text
+    assert "counter cam_sued_drop_lan { packets 0 bytes 0 }" in text
+    assert "cam_gone" not in text
+    assert "add element inet presence_appliance netatmo_v4 { 192.0.2.7 timeout 86000s }" in text
+    assert "add element inet presence_appliance login_ban_v4 { 192.0.2.9 timeout 30s }" in text
+    assert "private_v4 {" not in text.split("}\n", 1)[-1].split("add element")[-1]
+    result = nft_check_text(text, tmp_path)
+    assert result.returncode == 0, result.stderr
+
+
+def nft_check_text(text: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    path = tmp_path / "transaction.nft"
+    path.write_text(text)
+    return nft_check(path)
+
+
+def test_blocked_in_24h_survives_a_counter_reset_and_forgets_old_drops(tmp_path: Path) -> None:
+    helper = _helper(tmp_path)
+    now = 200_000
+    samples = [
+        [now - 90_000, {"cam_nord": 100}],  # older than a day: not counted
+        [now - 80_000, {"cam_nord": 150}],
+        [now - 600, {"cam_nord": 170}],
+        [now - 300, {"cam_nord": 5}],  # a reboot: counters restart from zero
+        [now, {"cam_nord": 9, "cam_sued": 4}],  # sued is new: counted from zero
+    ]
+    assert helper.blocked_last_day(samples, now) == {"cam_nord": 20 + 5 + 4, "cam_sued": 4}
+
+
+def test_samples_stay_five_minutes_apart_with_the_newest_last(tmp_path: Path) -> None:
+    helper = _helper(tmp_path)
+    helper.cameras = lambda: [{"id": "cam_nord"}]
+    samples: list[Any] = []
+    for minute in range(12):
+        values = {"cam_nord_drop_lan": (minute, 0)}
+        samples = helper.sample(values, samples, 1000 + minute * 60)
+    times = [s[0] for s in samples]
+    assert times[-1] == 1000 + 11 * 60 and samples[-1][1] == {"cam_nord": 11}
+    assert all(b - a >= 300 for a, b in zip(times[:-2], times[1:-1], strict=True)), times
+    assert helper.blocked_last_day(samples, times[-1]) == {"cam_nord": 11}
