@@ -4,6 +4,7 @@ every row of the policy table (probes bounded in time, drops counted and logged 
 from __future__ import annotations
 
 import difflib
+import itertools
 import json
 import re
 import subprocess
@@ -483,5 +484,54 @@ def test_samples_stay_five_minutes_apart_with_the_newest_last(tmp_path: Path) ->
         samples = helper.sample(values, samples, 1000 + minute * 60)
     times = [s[0] for s in samples]
     assert times[-1] == 1000 + 11 * 60 and samples[-1][1] == {"cam_nord": 11}
-    assert all(b - a >= 300 for a, b in zip(times[:-2], times[1:-1], strict=True)), times
+    assert all(b - a >= 300 for a, b in itertools.pairwise(times[:-1])), times
     assert helper.blocked_last_day(samples, times[-1]) == {"cam_nord": 11}
+
+
+@pytest.mark.netns
+def test_vlan_per_camera_routed_traffic_between_vlans_is_dropped(
+    netns: Netns, tmp_path: Path
+) -> None:
+    """vlan_per_camera: each camera on its own bridge (brvlan<vid>, the Pi's address as /32 and a
+    route to the camera), so camera-to-camera traffic is routed by the Pi and meets the firewall."""
+    variables = _policy_inventory(tmp_path)
+    variables["wifi"]["isolation"] = "vlan_per_camera"
+    inventory = write_inventory(variables, tmp_path / "inventory.yml")
+    out = render_inventory(inventory, tmp_path / "out", roles=("firewall",))
+    lab = FirewallLab(netns, tmp_path)
+    pi = lab.add("pi")
+    lab.sh("pi", "ip", "link", "add", "wlan0", "type", "bridge")
+    lab.sh("pi", "ip", "link", "set", "wlan0", "up")
+    lab.sh("pi", "sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
+    for role, addr, mac, vid in (
+        ("nord", NORD, "70:ee:50:00:00:01", 111),
+        ("sued", SUED, "70:ee:50:00:00:02", 112),
+    ):
+        lab.add(role)
+        bridge = f"brvlan{vid}"
+        lab.sh("pi", "ip", "link", "add", bridge, "type", "bridge")
+        lab.netns.veth(pi, f"wlan0.{vid}", lab.ns[role], "wlan0")
+        lab.sh("pi", "ip", "link", "set", f"wlan0.{vid}", "master", bridge)
+        lab.sh("pi", "ip", "link", "set", bridge, "up")
+        lab.sh("pi", "ip", "addr", "add", f"{PI_CAM}/32", "dev", bridge)
+        lab.sh("pi", "ip", "route", "add", f"{addr}/32", "dev", bridge)
+        lab.sh(role, "ip", "link", "set", "wlan0", "down")
+        lab.sh(role, "ip", "link", "set", "wlan0", "address", mac)
+        lab.sh(role, "ip", "link", "set", "wlan0", "up")
+        lab.sh(role, "ip", "addr", "add", f"{addr}/24", "dev", "wlan0")
+        lab.sh(role, "ip", "route", "add", f"{PI_CAM}/32", "dev", "wlan0")
+        lab.sh(role, "ip", "route", "replace", "10.203.192.0/24", "via", PI_CAM)
+        lab.listen(role, tcp=[80], udp=[])
+    lab.listen("pi", tcp=[22], udp=[53])
+    # Before the firewall the Pi routes between the VLANs: the probe below is meaningful.
+    assert lab.probe("nord", "tcp", SUED, 80) == f"from {NORD}"
+    lab.sh("pi", "nft", "-f", str(out / RULESET))
+    assert lab.probe("nord", "udp", PI_CAM, 53) == f"from {NORD}"
+    before = lab.counters()
+    assert lab.probe("nord", "tcp", SUED, 80) == ""
+    assert lab.probe("sued", "tcp", NORD, 80) == ""
+    assert lab.probe("sued", "tcp", PI_CAM, 22) == ""
+    after = lab.counters()
+    assert after["cam_nord_drop_camera"] > before["cam_nord_drop_camera"]
+    assert after["cam_sued_drop_camera"] > before["cam_sued_drop_camera"]
+    assert after["cam_sued_drop_pi"] > before["cam_sued_drop_pi"]
