@@ -293,39 +293,6 @@ def test_a_lockout_ruleset_is_reverted_by_the_pi_itself(fw: Lab) -> None:
     assert again.returncode == 0, again.stdout[-3000:]
 
 
-def _reboot(lab: Lab) -> None:
-    """Reboot the lab Pi: its systemd reboots, nspawn exits; boot it again on the same overlay."""
-    state = LabState.load(lab.root)
-    pi = lab.plan.pi("pi")
-    old = next(p for p in state.data["processes"] if p["role"] == f"nspawn-{pi.host}")
-    subprocess.run(["nsenter", "-t", str(lab.pi_leader()), "-a", "systemctl", "reboot"],
-                   capture_output=True, timeout=30)  # fmt: skip
-    wait_for("nspawn to exit", lambda: not Path(f"/proc/{old['pid']}").exists()
-             or "zombie" in Path(f"/proc/{old['pid']}/status").read_text(), 60)  # fmt: skip
-    state.data["processes"].remove(old)
-    state.save()
-    merged = lab_pi.pi_dir(lab.root, pi) / "merged"
-    leader = lab_pi.boot(lab.root, pi, merged, state)
-    lab_pi.wait_booted(leader, timeout=120)
-    lab_pi.wait_ssh(pi, lab.ssh_key, "pa-lan", timeout=60)
-
-
-def test_reboot_brings_the_ruleset_back_before_hostapd(fw: Lab) -> None:
-    _reboot(fw)
-
-    def timestamp(unit: str, prop: str) -> int:
-        return int(fw.pi_exec("systemctl", "show", "-P", prop, unit).stdout.strip() or 0)
-
-    loaded = timestamp("presence-firewall.service", "ActiveEnterTimestampMonotonic")
-    assert loaded > 0
-    for unit in ("hostapd.service", "dnsmasq.service"):
-        begun = timestamp(unit, "ExecMainStartTimestampMonotonic")
-        assert begun > loaded, f"{unit} started before the firewall was loaded"
-    assert "cam_cam1_drop_lan" in fw.pi_exec("nft", "list", "table", "inet", TABLE).stdout
-    fw.wait_camera_lease("cam1", timeout=60)
-    assert probe(fw, "cam-cam1", "tcp", LAN_GATEWAY, 8080) == ""
-
-
 def test_firewall_command_shows_policy_vpn_drops_and_latest_attempts(fw: Lab) -> None:
     probe(fw, "cam-cam1", "tcp", LAN_GATEWAY, 8080)
     result = fw.cli("firewall", "-i", str(fw.root / "inventory-firewall.yml"), "--json",
@@ -377,3 +344,36 @@ def test_dashboard_tile_shows_cloud_policy_and_blocked_in_24h(fw: Lab, tmp_path:
     assert "firewall.json" in get("app.js")
     for cam in group["cameras"]:
         assert cam["secure_id"] not in json.dumps(summary)
+
+
+def _reboot(lab: Lab) -> None:
+    """Reboot the lab Pi: its systemd reboots, nspawn exits; boot it again on the same overlay."""
+    state = LabState.load(lab.root)
+    pi = lab.plan.pi("pi")
+    old = next(p for p in state.data["processes"] if p["role"] == f"nspawn-{pi.host}")
+    subprocess.run(["nsenter", "-t", str(lab.pi_leader()), "-a", "systemctl", "reboot"],
+                   capture_output=True, timeout=30)  # fmt: skip
+    wait_for("nspawn to exit", lambda: not Path(f"/proc/{old['pid']}").exists()
+             or "zombie" in Path(f"/proc/{old['pid']}/status").read_text(), 60)  # fmt: skip
+    state.data["processes"].remove(old)
+    state.save()
+    merged = lab_pi.pi_dir(lab.root, pi) / "merged"
+    leader = lab_pi.boot(lab.root, pi, merged, state)
+    lab_pi.wait_booted(leader, timeout=120)
+    lab_pi.wait_ssh(pi, lab.ssh_key, "pa-lan", timeout=60)
+
+
+def test_reboot_brings_the_ruleset_back_before_hostapd(fw: Lab) -> None:
+    _reboot(fw)
+
+    def timestamp(unit: str, prop: str) -> int:
+        return int(fw.pi_exec("systemctl", "show", "-P", prop, unit).stdout.strip() or 0)
+
+    loaded = timestamp("presence-firewall.service", "ActiveEnterTimestampMonotonic")
+    assert loaded > 0
+    for unit in ("hostapd.service", "dnsmasq.service"):
+        begun = timestamp(unit, "ExecMainStartTimestampMonotonic")
+        assert begun > loaded, f"{unit} started before the firewall was loaded"
+    assert "cam_cam1_drop_lan" in fw.pi_exec("nft", "list", "table", "inet", TABLE).stdout
+    fw.wait_camera_lease("cam1", timeout=60)
+    assert probe(fw, "cam-cam1", "tcp", LAN_GATEWAY, 8080) == ""
