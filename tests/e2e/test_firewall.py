@@ -346,6 +346,30 @@ def test_dashboard_tile_shows_cloud_policy_and_blocked_in_24h(fw: Lab, tmp_path:
         assert cam["secure_id"] not in json.dumps(summary)
 
 
+def test_direct_camera_access_only_from_admin_sources(fw: Lab) -> None:
+    """`check --direct` (and `camera --direct`) from the home network: refused by default, allowed
+    from firewall.admin_sources; the default way through the Pi's proxy works either way."""
+    plain = fw.root / "inventory-firewall.yml"
+
+    def check(inventory: Path, *extra: str) -> dict[str, Any]:
+        result = fw.cli("check", "-i", str(inventory), "--json", "--timeout", "3", *extra,
+                        timeout=180)  # fmt: skip
+        return json.loads(result.stdout)
+
+    assert check(plain)["ok"] is True
+    assert check(plain, "--direct")["ok"] is False
+    admin = write_inventory(
+        fw, "inventory-admin.yml", firewall={"admin_sources": [f"{LAN_GATEWAY}/32"]}
+    )
+    try:
+        result = install(fw, admin)
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+        report = check(admin, "--direct")
+        assert report["ok"] is True and report["direct"] is True, report
+    finally:
+        assert install(fw, plain).returncode == 0
+
+
 def _reboot(lab: Lab) -> None:
     """Reboot the lab Pi: its systemd reboots, nspawn exits; boot it again on the same overlay."""
     state = LabState.load(lab.root)
