@@ -99,10 +99,11 @@ def diagnose(
     checks += check_configs(sections)
     checks.append(check_hostapd_journal(sections, lab))
     checks += check_leases(sections, variables)
-    checks += check_time(sections, variables, parse_services(sections["services"].text))
+    services = sections.get("services")
+    checks += check_time(sections, variables, parse_services(services.text if services else ""))
     checks += check_tls(sections, variables, pin)
     checks += check_disk(sections, probe_args(variables))
-    checks.append(check_firewall(sections, firewall))
+    checks += check_firewall(sections, firewall)
     return checks
 
 

@@ -615,12 +615,25 @@ def check_disk(sections: Sections, probe_args: list[str]) -> list[Check]:
 # Firewall
 
 
-def drop_counters(nft_json: Any) -> tuple[int, int, int]:
-    """(rules, dropping rules, packets they dropped) of `nft -j list table` output."""
+def drop_counters(nft_json: Any) -> tuple[int, int, int, list[tuple[str, int]]]:
+    """(rules, dropping rules, packets dropped, the named drop counters by packets) of
+    `nft -j list table` output. Drops are counted by inline counters on dropping rules and
+    by named counters whose name says `drop` (the firewall role's `cam_<name>_drop_<kind>`);
+    a rule that uses a named counter refers to it by name, so nothing is counted twice."""
     rules = dropping = packets = 0
+    named: list[tuple[str, int]] = []
     items = nft_json.get("nftables", []) if isinstance(nft_json, dict) else []
     for item in items:
-        rule = item.get("rule") if isinstance(item, dict) else None
+        if not isinstance(item, dict):
+            continue
+        counter = item.get("counter")
+        if isinstance(counter, dict) and "drop" in str(counter.get("name", "")):
+            count = counter.get("packets")
+            if isinstance(count, int):
+                named.append((str(counter["name"]), count))
+                packets += count
+            continue
+        rule = item.get("rule")
         if not isinstance(rule, dict):
             continue
         rules += 1
@@ -629,37 +642,62 @@ def drop_counters(nft_json: Any) -> tuple[int, int, int]:
             continue
         dropping += 1
         for expr in exprs:
-            counter = expr.get("counter") if isinstance(expr, dict) else None
-            if isinstance(counter, dict) and isinstance(counter.get("packets"), int):
-                packets += counter["packets"]
-    return rules, dropping, packets
+            inline = expr.get("counter") if isinstance(expr, dict) else None
+            if isinstance(inline, dict) and isinstance(inline.get("packets"), int):
+                packets += inline["packets"]
+    named.sort(key=lambda pair: (-pair[1], pair[0]))
+    return rules, dropping, packets, named
 
 
-def check_firewall(sections: Sections, expected: bool) -> Check:
+def check_firewall(sections: Sections, expected: bool) -> list[Check]:
     import json
 
+    checks = []
+    conf = _sec(sections, "config:firewall")
+    if conf.rc == 0:
+        checks.append(Check("config:firewall", OK, "nft -c accepts the ruleset file"))
+    elif conf.rc != 3 or expected:
+        checks.append(
+            Check(
+                "config:firewall",
+                FAIL,
+                f"nft -c: {_first_line(conf.text, 'no answer')}",
+                "run `presence-appliance install` to put the generated ruleset back",
+            )
+        )
     sec = _sec(sections, "firewall")
     if sec.rc != 0:
         if not expected:
-            return Check(
-                "firewall",
-                OK,
-                "no firewall role in this version of presence-appliance (table not expected)",
+            checks.append(
+                Check(
+                    "firewall",
+                    OK,
+                    "no firewall role in this version of presence-appliance (table not expected)",
+                )
             )
-        return Check(
-            "firewall",
-            FAIL,
-            "table inet presence_appliance is not loaded",
-            "sudo systemctl reload presence-firewall (or run `presence-appliance install`)",
-        )
+        else:
+            checks.append(
+                Check(
+                    "firewall",
+                    FAIL,
+                    "table inet presence_appliance is not loaded",
+                    "sudo systemctl reload presence-firewall (or run `presence-appliance install`)",
+                )
+            )
+        return checks
     try:
         data = json.loads(sec.text)
     except ValueError:
-        return Check("firewall", WARN, "table loaded, but nft's JSON output is unreadable")
-    rules, dropping, packets = drop_counters(data)
-    return Check(
-        "firewall",
-        OK,
-        f"table inet presence_appliance loaded: {rules} rules, {dropping} dropping, "
-        f"{packets} packets dropped",
+        checks.append(Check("firewall", WARN, "table loaded, but nft's JSON output is unreadable"))
+        return checks
+    rules, dropping, packets, named = drop_counters(data)
+    top = ", ".join(f"{name} {count}" for name, count in named[:3] if count)
+    checks.append(
+        Check(
+            "firewall",
+            OK,
+            f"table inet presence_appliance loaded: {rules} rules, {dropping} dropping, "
+            f"{packets} packets dropped" + (f" (most: {top})" if top else ""),
+        )
     )
+    return checks

@@ -13,11 +13,11 @@ from typing import Any
 from appliance.doctor_ssh import RemoteResult, run_script
 
 # $1 TLS dir, $2 cache dir, $3 log dir, $4 lease file, $5 hostapd config, $6 nginx config,
-# $7 chrony config, $8 WireGuard interface.
+# $7 chrony config, $8 WireGuard interface, $9 the firewall role's ruleset file.
 SCRIPT = r"""
 sec() { printf '\n@@pa:%s@@\n' "$1"; }
 end() { printf '\n@@rc:%s@@\n' "$1"; }
-tls=$1 cache=$2 logs=$3 leases=$4 hostapd_conf=$5 nginx_conf=$6 chrony_conf=$7 wg=$8
+tls=$1 cache=$2 logs=$3 leases=$4 hostapd_conf=$5 nginx_conf=$6 chrony_conf=$7 wg=$8 fw_conf=$9
 export LC_ALL=C
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
@@ -60,6 +60,8 @@ sec now; date +%s; end $?
 sec df; df -P -k / "$cache" "$logs" 2>&1; end $?
 sec dfi; df -P -i / "$cache" "$logs" 2>&1; end $?
 
+sec config:firewall
+if [ -r "$fw_conf" ]; then timeout 10 nft -c -f "$fw_conf" 2>&1; end $?; else echo "no $fw_conf"; end 3; fi
 sec firewall; timeout 10 nft -j list table inet presence_appliance 2>&1; end $?
 """
 
@@ -80,6 +82,7 @@ def probe_args(variables: dict[str, Any]) -> list[str]:
         var("web_nginx_conf", "/etc/nginx/nginx.conf"),
         "/etc/chrony/chrony.conf",
         var("wireguard_interface", "wg0"),
+        "/etc/presence-appliance/firewall.nft",  # docs/firewall.md
     ]
 
 

@@ -175,7 +175,7 @@ def init(
 
     Non-interactive with --answers FILE (or the flags) and --yes.
     """
-    from appliance.init_answers import propose
+    from appliance.init_answers import host_vars, propose
     from appliance.init_cameras import plan_cameras
     from appliance.init_preflight import run_preflight
     from appliance.init_write import (
@@ -210,9 +210,9 @@ def init(
         fail(str(err), EXIT_USAGE)
 
     # The host variables decide how ssh connects (user, key, port, extra options).
-    host_vars = propose(given, [], "", []).host_vars
+    connection = host_vars(given)
     click.echo(f"Checking {given.ssh_user}@{given.pi_address} over SSH:")
-    checks, facts = run_preflight(host_vars, given.host_name, given.camera_interface)
+    checks, facts = run_preflight(connection, given.host_name, given.camera_interface)
     for check in checks:
         click.echo(_status(check))
     if any(c.status == "fail" for c in checks):

@@ -136,6 +136,7 @@ def test_healthy_recording_fails_nothing(pin: Path) -> None:
 
 def test_firewall_table_missing_fails_once_the_role_ships(pin: Path) -> None:
     checks = by_name(diagnose("lab-pi", lab_vars(), recorded(), 0.4, pin, firewall=True))
+    assert checks["config:firewall"].status == FAIL
     assert checks["firewall"].status == FAIL
     assert "not loaded" in checks["firewall"].message
 
@@ -289,39 +290,68 @@ def test_disk_checks_each_directory() -> None:
     assert checks["disk:root"].status == OK and checks["disk:log"].status == OK
 
 
+def _nft(ns: str, *args: str, text: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["ip", "netns", "exec", ns, "nft", *args],
+        input=text,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=10,
+    )
+
+
+RULESET = """table inet presence_appliance {
+  counter cam_front_drop_lan { packets 5 bytes 300 }
+  counter cam_front_drop_pi { }
+  chain input {
+    type filter hook input priority 0; policy accept;
+    udp dport 9 counter packets 2 bytes 60 drop
+    udp dport 10 counter name "cam_front_drop_lan" drop
+    tcp dport 22 counter accept
+  }
+}
+"""
+
+
 @pytest.mark.netns
-def test_drop_counters_from_real_nft_json(tmp_path: Path) -> None:
-    """nft's own JSON: a table loaded in a namespace of ours, one dropping rule hit twice."""
+def test_firewall_from_real_nft(tmp_path: Path) -> None:
+    """nft's own JSON and its own -c complaints, in a namespace of ours."""
     if shutil.which("nft") is None:
         pytest.fail("nft is a declared dependency (Makefile APT_PACKAGES)")
     ns = "doct-fw"
     subprocess.run(["ip", "netns", "add", ns], check=True, timeout=10)
     try:
-        ruleset = (
-            "table inet presence_appliance {\n"
-            " chain input { type filter hook input priority 0; policy accept;\n"
-            "  udp dport 9 counter packets 2 bytes 60 drop\n"
-            "  tcp dport 22 counter accept\n }\n}\n"
-        )
-        subprocess.run(
-            ["ip", "netns", "exec", ns, "nft", "-f", "-"],
-            input=ruleset,
-            text=True,
-            check=True,
-            timeout=10,
-        )
-        out = subprocess.run(
-            ["ip", "netns", "exec", ns, "nft", "-j", "list", "table", "inet", "presence_appliance"],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=10,
-        ).stdout
+        good = tmp_path / "firewall.nft"
+        good.write_text(RULESET)
+        checked = _nft(ns, "-c", "-f", str(good))
+        bad = tmp_path / "bad.nft"
+        bad.write_text(RULESET.replace("tcp dport 22", "tcp dprt 22"))
+        refused = _nft(ns, "-c", "-f", str(bad))
+        assert _nft(ns, "-f", "-", text=RULESET).returncode == 0
+        listed = _nft(ns, "-j", "list", "table", "inet", "presence_appliance")
     finally:
         subprocess.run(["ip", "netns", "delete", ns], check=False, timeout=10)
-    assert drop_counters(json.loads(out)) == (2, 1, 2)
-    check = check_firewall({"firewall": Section(out, 0)}, expected=True)
-    assert check.status == OK and "2 rules, 1 dropping, 2 packets dropped" in check.message
+    assert checked.returncode == 0 and refused.returncode != 0 and listed.returncode == 0
+    rules, dropping, packets, named = drop_counters(json.loads(listed.stdout))
+    assert (rules, dropping, packets) == (3, 2, 7)
+    assert named == [("cam_front_drop_lan", 5), ("cam_front_drop_pi", 0)]
+    sections = {
+        "config:firewall": Section(checked.stdout + checked.stderr, checked.returncode),
+        "firewall": Section(listed.stdout, 0),
+    }
+    conf, table = check_firewall(sections, expected=True)
+    assert conf.status == OK and table.status == OK
+    assert table.message.endswith(
+        "3 rules, 2 dropping, 7 packets dropped (most: cam_front_drop_lan 5)"
+    )
+    sections["config:firewall"] = Section(refused.stderr, refused.returncode)
+    conf, _ = check_firewall(sections, expected=True)
+    assert conf.status == FAIL and "Error" in conf.message
+    # No ruleset file and no role: nothing to say about it; with the role: a failure.
+    sections = {"config:firewall": Section("no file", 3), "firewall": Section("Error", 1)}
+    assert [c.name for c in check_firewall(sections, expected=False)] == ["firewall"]
+    assert {c.status for c in check_firewall(sections, expected=True)} == {FAIL}
 
 
 # ---------------------------------------------------------------------------
@@ -474,9 +504,11 @@ def test_render_lines_shape(pin: Path) -> None:
 
     checks = diagnose("lab-pi", lab_vars(), recorded(), 0.4, pin, firewall=True)
     lines = render_lines(DoctorReport([ApplianceReport("lab-pi", checks)]))
-    assert lines[0] == "lab-pi: 1 failed, 1 warnings"
-    fail_line = next(line for line in lines if line.split()[0] == "FAIL")
-    assert fail_line.split()[1] == "firewall" and "->" in fail_line
+    # The role ships but neither its ruleset file nor its table is on the Pi.
+    assert lines[0] == "lab-pi: 2 failed, 1 warnings"
+    failing = [line.split()[1] for line in lines if line.split()[0] == "FAIL"]
+    assert failing == ["config:firewall", "firewall"]
+    assert all("->" in line for line in lines if line.split()[0] == "FAIL")
 
 
 def test_bad_inventory_is_one_line(tmp_path: Path) -> None:

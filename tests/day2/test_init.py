@@ -377,3 +377,48 @@ def test_help_does_not_import_ansible(command: str) -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
     )
     assert result.stdout.split() == ["False", "True"], result.stdout + result.stderr
+
+
+@pytest.fixture
+def cloud() -> Any:
+    """Netatmo's API on loopback (the discover tests' stand-in)."""
+    import threading
+
+    from tests.day2.test_discover import FakeCloud
+
+    fake = FakeCloud()
+    thread = threading.Thread(target=fake.server.serve_forever, kwargs={"poll_interval": 0.1})
+    thread.start()
+    try:
+        yield fake
+    finally:
+        fake.server.shutdown()
+        fake.server.server_close()
+        thread.join(timeout=5)
+
+
+def test_cameras_from_a_netatmo_token(
+    fake_ssh: Path, tmp_path: Path, cloud: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token = "tok-" + "9" * 30
+    cloud.route("/api/gethomedata", 200, yaml.safe_load(GETHOMEDATA.read_text()))
+    monkeypatch.setenv("NETATMO_TOKEN", token)
+    inventory = tmp_path / "inventory.yml"
+    answers = answers_file(tmp_path, cameras_from="token")
+    result = run(
+        "init", "--answers", str(answers), "--yes", "--api-url", cloud.url, "-i", str(inventory)
+    )
+    assert result.exit_code == 0, result.output
+    assert token not in result.output and token not in inventory.read_text()
+    assert cloud.requests == [("/api/gethomedata", f"Bearer {token}")]
+    vault = str(tmp_path / ".presence-appliance" / "vault-password")
+    names = [c["name"] for c in load_inventory(inventory, vault).appliance("pi").vars["cameras"]]
+    assert names == ["drive", "allee-du-jardin"]
+
+    cloud.route("/api/gethomedata", 403, {"error": {"code": 3, "message": "Access token expired"}})
+    inventory.unlink()
+    result = run(
+        "init", "--answers", str(answers), "--yes", "--api-url", cloud.url, "-i", str(inventory)
+    )
+    assert result.exit_code == 1 and not inventory.exists()
+    assert "Netatmo refused the token" in result.output and token not in result.output
