@@ -175,6 +175,11 @@ SCHEMA: dict[str, Field] = {
                 "str", "Controller path of a certificate; null: self-signed.", nullable=True
             ),
             "tls_key": _f("str", "Controller path of its key; null: self-signed.", nullable=True),
+            "listen": _f(
+                "list",
+                "More addresses nginx listens on (the uplink's and loopback always).",
+                elements="str",
+            ),
         },
     ),
     "cameras": _f(
@@ -606,6 +611,14 @@ def _is_ip(text: str) -> bool:
     return True
 
 
+def _is_ip_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _check_web(host: str, web: dict[str, Any], out: list[Problem]) -> None:
     server_name = web.get("server_name")
     if isinstance(server_name, str) and not HOSTNAME.fullmatch(server_name):
@@ -650,6 +663,11 @@ def _check_web(host: str, web: dict[str, Any], out: list[Problem]) -> None:
                         "is not a bcrypt ($2y$) or sha512-crypt ($6$) hash",
                     )
                 )
+    listen = web.get("listen")
+    if isinstance(listen, list):
+        for i, address in enumerate(listen):
+            if not isinstance(address, str) or not _is_ip_address(address):
+                out.append(Problem(host, f"web.listen[{i}]", f"{address!r} is not an IP address"))
     cert, key = web.get("tls_cert"), web.get("tls_key")
     if (cert is None) != (key is None):
         which = "tls_key" if cert is not None else "tls_cert"
