@@ -182,6 +182,23 @@ SCHEMA: dict[str, Field] = {
             ),
         },
     ),
+    "firewall": _f(
+        "dict",
+        "The nftables firewall (optional).",
+        options={
+            "admin_sources": _f(
+                "list",
+                "CIDRs allowed SSH and direct camera access (empty: SSH from the LAN, no direct).",
+                elements="str",
+            ),
+            "cloud_domains": _f(
+                "list",
+                "Netatmo domains a cloud: allow camera may reach on TCP 443 (resolved by dnsmasq).",
+                elements="str",
+                default=["netatmo.net", "netatmo.com"],
+            ),
+        },
+    ),
     "cameras": _f(
         "list",
         "The cameras this Pi serves.",
@@ -413,6 +430,7 @@ def validate_appliance(
     subnet, pi, dhcp = _check_network(host, net, data.get("uplink_interface"), out)
     _check_ntp(host, data.get("ntp_upstream"), out)
     _check_web(host, web, out)
+    _check_firewall(host, data.get("firewall") or {}, out)
     _check_cameras(host, data.get("cameras") or [], wifi, subnet, pi, dhcp, out)
     remote = data.get("remote_access") or {}
     _check_wireguard(host, remote.get("wireguard"), subnet, out)
@@ -678,6 +696,35 @@ def _check_web(host: str, web: dict[str, Any], out: list[Problem]) -> None:
                 "tls_cert and tls_key go together: give both, or neither for a self-signed certificate",
             )
         )
+
+
+def _check_firewall(host: str, firewall: dict[str, Any], out: list[Problem]) -> None:
+    sources = firewall.get("admin_sources")
+    if isinstance(sources, list):
+        for i, source in enumerate(sources):
+            if not isinstance(source, str):
+                continue
+            try:
+                ipaddress.ip_network(source, strict=True)
+            except ValueError as err:
+                out.append(
+                    Problem(
+                        host,
+                        f"firewall.admin_sources[{i}]",
+                        f"{source!r} is not an address or network ({err})",
+                    )
+                )
+    domains = firewall.get("cloud_domains")
+    if isinstance(domains, list):
+        if not domains:
+            out.append(Problem(host, "firewall.cloud_domains", "needs at least one domain"))
+        for i, domain in enumerate(domains):
+            if isinstance(domain, str) and not (
+                HOSTNAME.fullmatch(domain) and "." in domain.strip(".") and domain[-1] != "."
+            ):
+                out.append(
+                    Problem(host, f"firewall.cloud_domains[{i}]", f"{domain!r} is not a domain")
+                )
 
 
 def _check_cameras(
