@@ -340,7 +340,10 @@ JINJA = "{{ lookup('pipe', 'touch %s') }}"
         ({"body": {"homes": 5}}, "neither a gethomedata answer"),
         ({"body": {"homes": [5]}}, "body.homes[0]: must be an object"),
         ({"body": 5}, "`body` is not an object"),
-        (_answer({"id": JINJA}), "cameras[0].id: \"{{ lookup('pipe', 'touch %s') }}\" is not a MAC"),
+        (
+            _answer({"id": JINJA}),
+            "cameras[0].id: \"{{ lookup('pipe', 'touch %s') }}\" is not a MAC",
+        ),
         (
             _answer({"id": "70:ee:50:00:00:09\n"}),
             "cameras[0].id: '70:ee:50:00:00:09\\n' is not a MAC",
