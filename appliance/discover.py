@@ -118,14 +118,18 @@ def secure_id_from_vpn_url(vpn_url: Any) -> str | None:
 
 
 def _camera(
-    raw: dict[str, Any], where: str, home: str, status: dict[str, Any] | None = None
+    raw: dict[str, Any],
+    where: str,
+    home: str,
+    status: dict[str, Any] | None = None,
+    status_where: str = "homestatus",
 ) -> DiscoveredCamera:
     mac = _mac(raw.get("id"), f"{where}.id")
     kind = raw.get("type", "")
     if not isinstance(kind, str) or (kind and not MODULE_TYPE.match(kind)):
         raise AnswerError(f"{where}.type: {_show(kind)} is not a device type")
     name = _text(raw.get("name"), f"{where}.name", "the name")
-    vpn_where = f"{where}.vpn_url" if status is None else f"homestatus module {mac}: vpn_url"
+    vpn_where = f"{where}.vpn_url" if status is None else f"{status_where} module {mac}: vpn_url"
     vpn_url = (status or raw).get("vpn_url")
     if vpn_url is not None and (not isinstance(vpn_url, str) or len(vpn_url) > MAX_URL):
         raise AnswerError(f"{vpn_where}: must be a URL of at most {MAX_URL} characters")
@@ -219,7 +223,7 @@ def from_homesdata(
                 continue  # a weather station, a smoke alarm...: not read any further
             at = f"{where}.modules[{m}]"
             mac = _mac(module.get("id"), f"{at}.id")
-            cameras.append(_camera(module, at, home_name, statuses.get(mac, {})))
+            cameras.append(_camera(module, at, home_name, statuses.get(mac, {}), status_what))
     return _unique(cameras, what)
 
 
