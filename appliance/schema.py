@@ -175,6 +175,28 @@ SCHEMA: dict[str, Field] = {
                 "str", "Controller path of a certificate; null: self-signed.", nullable=True
             ),
             "tls_key": _f("str", "Controller path of its key; null: self-signed.", nullable=True),
+            "listen": _f(
+                "list",
+                "More addresses nginx listens on (the uplink's and loopback always).",
+                elements="str",
+            ),
+        },
+    ),
+    "firewall": _f(
+        "dict",
+        "The nftables firewall (optional).",
+        options={
+            "admin_sources": _f(
+                "list",
+                "CIDRs allowed SSH and direct camera access (empty: SSH from the LAN, no direct).",
+                elements="str",
+            ),
+            "cloud_domains": _f(
+                "list",
+                "Netatmo domains a cloud: allow camera may reach on TCP 443 (resolved by dnsmasq).",
+                elements="str",
+                default=["netatmo.net", "netatmo.com"],
+            ),
         },
     ),
     "cameras": _f(
@@ -433,6 +455,7 @@ def validate_appliance(
     subnet, pi, dhcp = _check_network(host, net, data.get("uplink_interface"), out)
     _check_ntp(host, data.get("ntp_upstream"), out)
     _check_web(host, web, out)
+    _check_firewall(host, data.get("firewall") or {}, out)
     _check_cameras(host, data.get("cameras") or [], wifi, subnet, pi, dhcp, out)
     remote = data.get("remote_access") or {}
     _check_wireguard(host, remote.get("wireguard"), subnet, out)
@@ -631,6 +654,14 @@ def _is_ip(text: str) -> bool:
     return True
 
 
+def _is_ip_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _check_web(host: str, web: dict[str, Any], out: list[Problem]) -> None:
     server_name = web.get("server_name")
     if isinstance(server_name, str) and not HOSTNAME.fullmatch(server_name):
@@ -675,6 +706,11 @@ def _check_web(host: str, web: dict[str, Any], out: list[Problem]) -> None:
                         "is not a bcrypt ($2y$) or sha512-crypt ($6$) hash",
                     )
                 )
+    listen = web.get("listen")
+    if isinstance(listen, list):
+        for i, address in enumerate(listen):
+            if not isinstance(address, str) or not _is_ip_address(address):
+                out.append(Problem(host, f"web.listen[{i}]", f"{address!r} is not an IP address"))
     cert, key = web.get("tls_cert"), web.get("tls_key")
     if (cert is None) != (key is None):
         which = "tls_key" if cert is not None else "tls_cert"
@@ -685,6 +721,35 @@ def _check_web(host: str, web: dict[str, Any], out: list[Problem]) -> None:
                 "tls_cert and tls_key go together: give both, or neither for a self-signed certificate",
             )
         )
+
+
+def _check_firewall(host: str, firewall: dict[str, Any], out: list[Problem]) -> None:
+    sources = firewall.get("admin_sources")
+    if isinstance(sources, list):
+        for i, source in enumerate(sources):
+            if not isinstance(source, str):
+                continue
+            try:
+                ipaddress.ip_network(source, strict=True)
+            except ValueError as err:
+                out.append(
+                    Problem(
+                        host,
+                        f"firewall.admin_sources[{i}]",
+                        f"{source!r} is not an address or network ({err})",
+                    )
+                )
+    domains = firewall.get("cloud_domains")
+    if isinstance(domains, list):
+        if not domains:
+            out.append(Problem(host, "firewall.cloud_domains", "needs at least one domain"))
+        for i, domain in enumerate(domains):
+            if isinstance(domain, str) and not (
+                HOSTNAME.fullmatch(domain) and "." in domain.strip(".") and domain[-1] != "."
+            ):
+                out.append(
+                    Problem(host, f"firewall.cloud_domains[{i}]", f"{domain!r} is not a domain")
+                )
 
 
 def _check_cameras(

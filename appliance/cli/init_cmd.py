@@ -183,6 +183,7 @@ def init(
         default_vault_file,
         ensure_vault_password,
         inventory_text,
+        remove_vault_password,
         write_inventory,
     )
 
@@ -228,6 +229,7 @@ def init(
         fail("nothing was written", EXIT_INVALID)
 
     vault_file = Path(vault_password_file) if vault_password_file else default_vault_file(path)
+    created = False
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         created = ensure_vault_password(vault_file)
@@ -236,10 +238,13 @@ def init(
         if problems:
             for problem in problems:
                 click.echo(problem, err=True)
-            fail(f"{path}: the proposed inventory is not valid; nothing was written", EXIT_INVALID)
+            raise WriteError(f"{path}: the proposed inventory is not valid; nothing was written")
         write_inventory(path, text, force)
     except (WriteError, OSError) as err:
-        fail(str(err), EXIT_USAGE)
+        if created:
+            # A password no inventory uses would only confuse the next run.
+            remove_vault_password(vault_file)
+        fail(str(err), EXIT_INVALID if isinstance(err, WriteError) else EXIT_USAGE)
 
     wifi = proposal.group_vars["wifi"]
     user = proposal.group_vars["web"]["users"][0]["name"]
