@@ -655,6 +655,8 @@ def _is_ip(text: str) -> bool:
 
 
 def _is_ip_address(text: str) -> bool:
+    if "%" in text:  # an IPv6 scope: Python takes anything after `%`, spaces too
+        return False
     try:
         ipaddress.ip_address(text)
     except ValueError:
@@ -730,6 +732,8 @@ def _check_firewall(host: str, firewall: dict[str, Any], out: list[Problem]) -> 
             if not isinstance(source, str):
                 continue
             try:
+                if "%" in source:  # an IPv6 scope: Python takes anything after `%`, spaces too
+                    raise ValueError("no IPv6 scope (%) here")
                 ipaddress.ip_network(source, strict=True)
             except ValueError as err:
                 out.append(

@@ -1,9 +1,11 @@
 """Render an appliance's files and run the services' own checkers on them (hostapd's parse,
-`dnsmasq --test`, `chronyd -p`, `nginx -t`), for the property tests over hostile inventories.
+`dnsmasq --test`, `chronyd -p`, `nginx -t`, `nft -c`), for the property tests over hostile
+inventories.
 
 The web role's path knobs point into a prepared folder (certificate, cache, logs) so `nginx -t`
 can run as it does on the Pi; it runs in a private network namespace (`unshare --net`) with
-only loopback, so it binds nothing outside this test.
+only loopback (offline, the role listens on 127.0.0.1 and web.listen), so it binds nothing
+outside this test.
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ def prepare_web_root(root: Path) -> dict[str, Any]:
         (root / sub).mkdir(parents=True, exist_ok=True)
     (root / "cache").mkdir(mode=0o700, exist_ok=True)
     shutil.chown(root / "cache", WEB_USER, WEB_USER)
+    # The login gate's socket folder (web_gate_dir), as tests/web/site.py makes it.
+    (root / "tmp/presence-gate").mkdir(mode=0o750, exist_ok=True)
+    shutil.chown(root / "tmp/presence-gate", "root", WEB_USER)
     make_self_signed(root / "tls/server.key", root / "tls/server.crt", "cams.test", "DNS:cams.test")
     return {
         "web_nginx_conf": str(root / "etc/nginx/nginx.conf"),
@@ -36,7 +41,6 @@ def prepare_web_root(root: Path) -> dict[str, Any]:
         "web_temp_dir": str(root / "tmp"),
         "web_log_dir": str(root / "log"),
         "web_pid_file": str(root / "run/nginx.pid"),
-        "web_listen_addresses": ["127.0.0.1"],
     }
 
 
@@ -51,7 +55,8 @@ def _run(argv: list[str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(argv, capture_output=True, text=True, timeout=30)
 
 
-CHECKERS = ("hostapd", "dnsmasq --test", "chronyd -p", "nginx -t")
+CHECKERS = ("hostapd", "dnsmasq --test", "chronyd -p", "nginx -t", "nft -c")
+FIREWALL_RULESET = "/etc/presence-appliance/firewall.nft"  # firewall_ruleset's default
 
 
 def check_rendered(
@@ -79,4 +84,9 @@ def check_rendered(
             ["unshare", "--net", "sh", "-c", f"ip link set lo up && exec nginx -t -q -c {conf}"]
         )
         verdicts.append(Verdict("nginx -t", nginx.returncode == 0, nginx.stdout + nginx.stderr))
+    if "nft -c" in wanted:
+        # -c checks without loading; in a private namespace all the same.
+        ruleset = out / FIREWALL_RULESET.lstrip("/")
+        nft = _run(["unshare", "--net", "nft", "-c", "-f", str(ruleset)])
+        verdicts.append(Verdict("nft -c", nft.returncode == 0, nft.stdout + nft.stderr))
     return verdicts

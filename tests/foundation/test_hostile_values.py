@@ -33,6 +33,7 @@ CHECKER_OF_ROLE = {
     "dhcp": "dnsmasq --test",
     "ntp": "chronyd -p",
     "web": "nginx -t",
+    "firewall": "nft -c",
 }
 
 
@@ -52,6 +53,9 @@ ROLES_USING = {key: _roles_using(key) for key in SCHEMA}
 def _base(vlan: bool) -> dict[str, Any]:
     data = example_data()
     variables = appliance_vars(data)
+    # The optional string lists too (loopback: nginx -t binds it in its private namespace).
+    variables["web"]["listen"] = ["127.0.0.2"]
+    variables["firewall"] = {"admin_sources": ["192.168.1.0/24"]}
     if vlan:
         variables["wifi"]["isolation"] = "vlan_per_camera"
         for i, camera in enumerate(variables["cameras"]):
@@ -136,6 +140,7 @@ def web_knobs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 @example(case=(False, ("ntp_upstream", 0), "fe80::1%eth0 iburst"))
 @example(case=(False, ("wifi", "ssid"), "# not a comment = x "))
 @example(case=(False, ("wifi", "ssid"), "\u00e9" * 16))
+@example(case=(False, ("web", "listen", 0), "fe80::1%lo x"))
 def test_validate_refuses_or_every_checker_accepts(
     case: tuple[bool, tuple[Any, ...], str], web_knobs: dict[str, Any], tmp_path: Path
 ) -> None:
