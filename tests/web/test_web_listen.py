@@ -85,3 +85,39 @@ def test_web_listen_takes_ip_addresses_only(site: WebSite) -> None:
         "paw-pi: web.listen[2]: 'cams.local' is not an IP address",
         "paw-pi: web.listen[3]: '10.0.0.300' is not an IP address",
     ], problems
+
+
+def test_with_remote_access_nginx_binds_the_tunnel_address_before_the_tunnel(
+    site: WebSite,
+) -> None:
+    # As the role does with remote_access.wireguard: listen on the tunnel's first address,
+    # which does not exist yet when nginx starts (wg-quick comes later), thanks to
+    # net.ipv4.ip_nonlocal_bind (per namespace here, as on the Pi).
+    data = site.inventory()
+    variables = data["all"]["children"]["appliances"]["vars"]
+    del variables["web_listen_addresses"]
+    variables["web"]["listen"] = [site.pi_ip]
+    variables["web_sysctl_file"] = str(site.root / "sysctl-web.conf")
+    variables["remote_access"] = {
+        "wireguard": {"subnet": "10.203.190.0/24", "endpoint": "home.example.net:51820"}
+    }
+    inventory = site.root / "inventory-tunnel.yml"
+    inventory.write_text(yaml.safe_dump(data))
+    out = site.root / "rendered-tunnel"
+    render_web(inventory, "paw-pi", out)
+    conf = out / str(site.conf).lstrip("/")
+    assert re.search(r"^\s*listen 10\.203\.190\.1:443 ssl", conf.read_text(), re.M)
+    assert (
+        "net.ipv4.ip_nonlocal_bind = 1"
+        in (out / str(site.root / "sysctl-web.conf").lstrip("/")).read_text()
+    )
+    sysctl = ["sysctl", "-n", "net.ipv4.ip_nonlocal_bind"]
+    before = site.ns(sysctl).stdout.strip()
+    try:
+        site.ns(["sysctl", "-w", "net.ipv4.ip_nonlocal_bind=0"])
+        refused = site.nginx_test(conf)
+        assert refused.returncode != 0 and "10.203.190.1" in refused.stderr  # the control
+        site.ns(["sysctl", "-w", "net.ipv4.ip_nonlocal_bind=1"])
+        assert site.nginx_test(conf).returncode == 0, site.nginx_test(conf).stderr
+    finally:
+        site.ns(["sysctl", "-w", f"net.ipv4.ip_nonlocal_bind={before}"])
