@@ -11,7 +11,6 @@ import pytest
 from click.testing import CliRunner
 
 from appliance.cli import main
-from tests.cli_checks import assert_no_crash
 from appliance.inventory import load_inventory
 from appliance.inventory_edit import (
     EditError,
@@ -22,6 +21,7 @@ from appliance.inventory_edit import (
     render_scalar,
     slugify,
 )
+from tests.cli_checks import assert_no_crash
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SECURE_IDS = (
