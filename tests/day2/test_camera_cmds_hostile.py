@@ -151,7 +151,7 @@ def test_camera_strings_are_shown_cut_and_printable(camera, tmp_path):
     camera.routes["command/floodlight_set_config"] = put
     code, output = run(tmp_path, camera, "floodlight", camera.name, "on")
     assert code == 0, output
-    assert output == f"{camera.name}: floodlight mode=on intensity=?]0;owned??seco… night ?=on\n"
+    assert output == f"{camera.name}: floodlight mode=on intensity=?]0;owned??se... night ?=on\n"
 
 
 def test_a_huge_configuration_is_not_written_back(camera, tmp_path):

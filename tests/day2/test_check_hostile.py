@@ -92,7 +92,7 @@ def proxy_inventory(tmp_path: Path, pi: HostileCamera, cert: Path) -> Path:
         "secure_id": "ab" * 16,
         "cloud": "block",
     }
-    text = inventory_text([entry]).replace("127.0.0.1", PI_ADDRESS)
+    text = inventory_text([entry]).replace("127.0.0.1", pi.host)
     path = tmp_path / "inventory.yml"
     path.write_text(text)
     pin = tmp_path / ".presence-appliance" / "tls" / "pi.crt"
