@@ -175,6 +175,9 @@ def test_the_spec_covers_every_file_the_roles_write(tmp_path: Path) -> None:
         "/etc/dnsmasq.d/cameras.conf",
         "/etc/chrony/chrony.conf",
         "/etc/nginx/nginx.conf",
+        "/etc/presence-appliance/firewall-cameras.json",
+        "/etc/presence-appliance/firewall.nft",
+        "/usr/local/sbin/presence-firewall",
         "/etc/wireguard/wg0.conf",
         "/usr/local/sbin/presence-wg-syncconf",
     }
