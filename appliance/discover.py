@@ -39,6 +39,10 @@ MAC = re.compile(r"\A[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}\Z")
 MODULE_TYPE = re.compile(r"\A[A-Za-z0-9_]{1,32}\Z")
 HOME_ID = re.compile(r"\A[A-Za-z0-9_-]{1,64}\Z")
 SECURE_ID = re.compile(r"\A[0-9a-fA-F]{1,128}\Z")
+# Bidirectional overrides and isolates: printed, they reorder the rest of the terminal line.
+BIDI_CONTROLS = frozenset(
+    "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+)
 
 
 @dataclass
@@ -76,7 +80,7 @@ def _text(value: Any, where: str, what: str) -> str:
         raise AnswerError(f"{where}: {what} must be a string, not {_show(value)}")
     if len(value) > MAX_TEXT:
         raise AnswerError(f"{where}: {what} is {len(value)} characters long; at most {MAX_TEXT}")
-    if string_problem(value):
+    if string_problem(value) or any(c in BIDI_CONTROLS for c in value):
         raise AnswerError(f"{where}: {what} {_show(value)} holds a control character")
     return value
 

@@ -35,6 +35,8 @@ PASSWORD_HASH = re.compile(
 )
 # No string in the inventory may be longer (a file path is the longest honest value).
 MAX_STRING = 1024
+# Web passwords are hashed with bcrypt, which takes at most 72 bytes.
+BCRYPT_MAX_BYTES = 72
 # A secure id is a path segment in the Pi's nginx config: hex, and bounded.
 MAX_SECURE_ID = 128
 CHANNELS = {
@@ -700,6 +702,15 @@ def _check_web(host: str, web: dict[str, Any], out: list[Problem]) -> None:
                 )
             elif isinstance(password, str) and not password:
                 out.append(Problem(host, f"web.users[{i}].password", "must not be empty"))
+            elif isinstance(password, str) and len(password.encode()) > BCRYPT_MAX_BYTES:
+                # bcrypt reads 72 bytes; libxcrypt refuses more (hashing it failed the install).
+                out.append(
+                    Problem(
+                        host,
+                        f"web.users[{i}].password",
+                        f"must be at most {BCRYPT_MAX_BYTES} bytes (bcrypt's limit)",
+                    )
+                )
             elif isinstance(hashed, str) and not PASSWORD_HASH.fullmatch(hashed):
                 out.append(
                     Problem(

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from appliance.cli import main
 from appliance.discover import (
+    BIDI_CONTROLS,
     MAC,
     MAX_TEXT,
     SECURE_ID,
@@ -26,7 +27,7 @@ from appliance.discover import (
 )
 from appliance.inventory import load_inventory
 from appliance.inventory_edit import EditError
-from appliance.schema import CAMERA_NAME, errors, validate
+from appliance.schema import CAMERA_NAME, errors, string_problem, validate
 from tests.cli_checks import assert_no_crash
 from tests.conftest import appliance_vars, example_data
 from tests.hostile_data import mutated
@@ -54,6 +55,8 @@ def _check_message(message: str) -> None:
 @example(answer={"body": {"homes": [{"cameras": 5}]}})
 @example(answer={"body": {"homes": [{"cameras": [{"id": "{{ lookup('pipe', 'id') }}"}]}]}})
 @example(answer={"homesdata": {"body": {"homes": [{"modules": [{"type": ["NOC"]}]}]}}})
+@example(answer={"body": {"homes": [{"name": "\ud7a4", "cameras": []}]}})  # unassigned: allowed
+@example(answer={"body": {"homes": [{"name": "\u202eevil", "cameras": []}]}})
 def test_answers_are_refused_or_every_used_value_is_checked(answer: Any) -> None:
     ran("discover (cloud answer)")
     try:
@@ -66,7 +69,9 @@ def test_answers_are_refused_or_every_used_value_is_checked(answer: Any) -> None
         assert MAC.match(camera.mac) and camera.mac == camera.mac.lower()
         assert camera.secure_id is None or SECURE_ID.match(camera.secure_id)
         for text in (camera.name, camera.home, camera.type, *camera.notes):
-            assert isinstance(text, str) and text.isprintable() and len(text) <= MAX_TEXT
+            # Printed as they are: no control character, no bidirectional override.
+            assert isinstance(text, str) and len(text) <= MAX_TEXT
+            assert string_problem(text) is None and not BIDI_CONTROLS & set(text)
     try:
         plan = plan_merge(cameras, appliance_vars(example_data()))
     except EditError as err:  # e.g. no free address left: a refusal, one line
@@ -107,7 +112,7 @@ def test_discover_write_never_crashes_and_keeps_the_inventory_valid(
         ],
     )
     assert_no_crash(result)
-    assert all(line.isprintable() for line in result.output.splitlines()), result.output
+    assert all(string_problem(line) is None for line in result.output.splitlines()), result.output
     if result.exit_code != 0:
         assert inventory.read_bytes() == before
         return

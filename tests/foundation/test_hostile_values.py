@@ -141,6 +141,10 @@ def web_knobs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 @example(case=(False, ("wifi", "ssid"), "# not a comment = x "))
 @example(case=(False, ("wifi", "ssid"), "\u00e9" * 16))
 @example(case=(False, ("web", "listen", 0), "fe80::1%lo x"))
+# Found by `make fuzz`: bcrypt (libxcrypt) refuses more than 72 bytes; render failed.
+@example(case=(False, ("web", "users", 0, "password"), "change-me-too" * 78))
+@example(case=(False, ("web", "users", 0, "password"), "\u00e9" * 36 + "x"))  # 73 bytes
+@example(case=(False, ("web", "users", 0, "password"), "\u00e9" * 36))  # 72 bytes: fine
 def test_validate_refuses_or_every_checker_accepts(
     case: tuple[bool, tuple[Any, ...], str], web_knobs: dict[str, Any], tmp_path: Path
 ) -> None:
