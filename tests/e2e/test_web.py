@@ -240,7 +240,12 @@ def test_a_config_nginx_rejects_never_goes_live(web: tuple[Lab, Path], tmp_path:
     output = result.stdout + result.stderr
     assert result.returncode != 0
     # The cause: the nginx.conf task's `validate:` (nginx -t) refused it, not anything earlier.
-    assert re.search(r"^.*nginx config.*: failed to validate", output, re.M), output[-3000:]
+    assert re.search(
+        r"^error: lab-pi: web : Write the nginx configuration .*: /etc/nginx/nginx\.conf rejected "
+        r"by its checker, the live file is unchanged: .*invalid port in upstream",
+        output,
+        re.M,
+    ), output[-3000:]
     assert lab.pi_exec("sha256sum", "/etc/nginx/nginx.conf").stdout == live
     assert lab.pi_exec("systemctl", "is-active", "nginx").stdout.strip() == "active"
 
