@@ -34,6 +34,8 @@ COMMANDS = [
     ["doctor"],
     ["firewall"],
     ["remote", "list"],
+    ["rollback", "--list"],
+    ["uninstall"],
 ]
 
 

@@ -37,6 +37,7 @@ COPIES = "before"
 TIMEOUT = 120
 PURGE_TIMEOUT = 900
 ACTIVE = ("active", "reloading", "activating")
+UNIT_DIRS = ("/etc/systemd/", "/lib/systemd/", "/usr/lib/systemd/")
 
 
 class Refused(Exception):
@@ -342,10 +343,16 @@ def uninstall(spec: dict[str, Any], purge: bool) -> dict[str, Any]:
     for path in remove:
         os.unlink(path)
         report["removed"].append(path)
-    systemctl(["daemon-reload"], report["units"])
+    # Unit files and drop-ins changed: systemd reads them again before any unit moves.
+    if first or then or any(p.startswith(UNIT_DIRS) for p in restore + remove):
+        systemctl(["daemon-reload"], report["units"])
     # The firewall's table (another program's tables are never touched).
-    family, table = spec.get("nft_table", ["inet", "presence_appliance"])
-    if shutil.which("nft") and run(["nft", "list", "table", family, table]).returncode == 0:
+    family, table = spec.get("nft_table") or ("", "")
+    if (
+        table
+        and shutil.which("nft")
+        and run(["nft", "list", "table", family, table]).returncode == 0
+    ):
         deleted = run(["nft", "delete", "table", family, table])
         if deleted.returncode != 0:
             raise Refused(f"nft delete table {family} {table} failed: {deleted.stderr.strip()}")
@@ -411,6 +418,8 @@ def main(argv: list[str]) -> int:
     os.environ["DEBIAN_FRONTEND"] = "noninteractive"
     try:
         spec = json.loads(args.spec)
+        if not isinstance(spec, dict) or not isinstance(spec.get("dir"), str):
+            raise Refused("--spec must be a JSON object with the record's directory as `dir`")
         result = record(spec) if args.action == "record" else uninstall(spec, args.purge)
     except Refused as err:
         print(f"presence-uninstall: {err}", file=sys.stderr)
