@@ -52,7 +52,7 @@ lint: venv
 	$(BIN)/ruff format --check .
 	$(BIN)/yamllint -s .
 	cd $(CURDIR) && $(BIN)/ansible-lint --profile production playbooks roles
-	ANSIBLE_ROLES_PATH=roles $(BIN)/ansible-playbook --syntax-check -i inventory.example.yml playbooks/site.yml
+	ANSIBLE_ROLES_PATH=roles $(BIN)/ansible-playbook --syntax-check -i inventory.example.yml playbooks/site.yml playbooks/rollback.yml playbooks/uninstall.yml
 
 # Fails when the tests changed what `git status` shows (they write only to git-ignored
 # places: test-artifacts/, the lab's directories, caches).
