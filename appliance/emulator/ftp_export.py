@@ -45,7 +45,10 @@ CLIP_SEGMENTS = 3  # a clip is the newest 3 segments of the live stream (6 s)
 MAX_TEXT = 128
 MAX_PATH = 255
 _SEGMENT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,63}")
-_PRINTABLE = re.compile(r"[\x21-\x7e]*")  # no spaces, no control characters (FTP is line-based)
+# FTP is line-based: no control characters anywhere; a password may hold spaces (the rest of
+# the PASS line is the password), a user name or server may not.
+_PRINTABLE = re.compile(r"[\x21-\x7e]*")
+_PASSWORD = re.compile(r"[\x20-\x7e]*")
 
 
 class FtpConfigError(ValueError):
@@ -68,12 +71,9 @@ def validate_config(update: dict[str, Any]) -> dict[str, Any]:
                 raise FtpConfigError("port must be 1-65535")
             clean[key] = int(text)
         elif key in ("server", "user", "password"):
-            if (
-                not isinstance(value, str)
-                or len(value) > MAX_TEXT
-                or not _PRINTABLE.fullmatch(value)
-            ):
-                raise FtpConfigError(f"{key} must be printable text without spaces")
+            pattern = _PASSWORD if key == "password" else _PRINTABLE
+            if not isinstance(value, str) or len(value) > MAX_TEXT or not pattern.fullmatch(value):
+                raise FtpConfigError(f"{key} must be printable text")
             clean[key] = value
         elif key == "path":
             clean[key] = "/" + "/".join(path_segments(value))
