@@ -4,6 +4,8 @@ fallback when the camera refuses, and hostile camera answers (one clean line, no
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -265,3 +267,35 @@ def test_a_camera_that_drips_is_a_timeout_not_a_refusal(
     assert result.exit_code == 1
     assert result.output.splitlines() == [f"error: {evil.name}: no answer within {TIMEOUT} s"]
     clean(result, evil.secure_id)
+
+
+def test_a_vaulted_ftp_password_is_decrypted_and_sent(make_cameras: Any, tmp_path: Path) -> None:
+    (camera,) = make_cameras(1)
+    password_file = tmp_path / "vault-pass"
+    password_file.write_text("correct horse battery staple\n")
+    encrypted = subprocess.run(
+        [str(Path(sys.executable).parent / "ansible-vault"), "encrypt_string",
+         "--vault-password-file", str(password_file), FTP_PASSWORD],
+        capture_output=True, text=True, timeout=60, check=True,
+    ).stdout.strip()  # fmt: skip
+    body = [line.strip() for line in encrypted.splitlines()[1:]]
+    inventory = write_inventory(
+        tmp_path, [ftp_camera(camera_entry(camera), ftp_password="VAULTED")], **RECORDINGS
+    )
+    lines = []
+    for line in inventory.read_text().splitlines():
+        if line.strip() == "ftp_password: VAULTED":
+            indent = " " * (len(line) - len(line.lstrip()) + 2)
+            lines.append(line.replace("VAULTED", "!vault |"))
+            lines += [indent + part for part in body]
+        else:
+            lines.append(line)
+    inventory.write_text("\n".join(lines) + "\n")
+    assert FTP_PASSWORD not in inventory.read_text()
+    argv = ["camera", "ftp", camera.name, "on", "-i", str(inventory), "--direct"]
+    argv += ["--vault-password-file", str(password_file)]
+    result = bounded(lambda: CliRunner().invoke(main, argv))
+    assert result.exit_code == 0, result.output
+    clean(result)
+    got = httpx.get(f"{camera.base_url}/command/ftp_get_config", timeout=5).json()
+    assert got["password"] == FTP_PASSWORD
