@@ -120,6 +120,31 @@ def installed_packages(packages: list[str]) -> dict[str, bool]:
     return found
 
 
+def accounts(names: list[str]) -> dict[str, dict[str, bool]]:
+    """name -> whether a user and a group of that name exist."""
+    return {
+        name: {
+            "user": run(["getent", "passwd", name]).returncode == 0,
+            "group": run(["getent", "group", name]).returncode == 0,
+        }
+        for name in names
+    }
+
+
+def account_plan(
+    before: dict[str, dict[str, bool]], now: dict[str, dict[str, bool]]
+) -> list[list[str]]:
+    """userdel/groupdel argument lists for the accounts the roles created."""
+    steps = []
+    for name in sorted(now):
+        was = before.get(name, {"user": True, "group": True})  # unknown: never delete
+        if now[name]["user"] and not was["user"]:
+            steps.append(["userdel", name])
+        if now[name]["group"] and not was["group"]:
+            steps.append(["groupdel", name])
+    return steps
+
+
 def sysctl_path(name: str) -> str:
     return "/proc/sys/" + name.replace(".", "/")
 
@@ -182,6 +207,7 @@ def record(spec: dict[str, Any]) -> dict[str, Any]:
         "units": unit_states(list(spec.get("units", []))),
         "packages": installed_packages(list(spec.get("packages", []))),
         "sysctls": sysctl_values(list(spec.get("sysctls", []))),
+        "accounts": accounts(list(spec.get("accounts", []))),
         "network_manager": {
             "interface": spec.get("interface", ""),
             "managed": nm_managed(spec.get("interface", "")),
@@ -343,6 +369,16 @@ def uninstall(spec: dict[str, Any], purge: bool) -> dict[str, Any]:
     for path in remove:
         os.unlink(path)
         report["removed"].append(path)
+    # The roles' system accounts, once no unit of theirs runs (userdel refuses a busy user).
+    recorded_accounts = before.get("accounts", {})
+    for args in account_plan(recorded_accounts, accounts(list(recorded_accounts))):
+        if args[0] == "groupdel" and run(["getent", "group", args[1]]).returncode != 0:
+            continue  # userdel took the user's own group with it
+        result = run(args)
+        if result.returncode != 0:
+            reason = (result.stderr.strip().splitlines() or [f"exit {result.returncode}"])[0]
+            raise Refused(f"{' '.join(args)} failed: {reason}")
+        report.setdefault("accounts", []).append(" ".join(args))
     # Unit files and drop-ins changed: systemd reads them again before any unit moves.
     if first or then or any(p.startswith(UNIT_DIRS) for p in restore + remove):
         systemctl(["daemon-reload"], report["units"])
