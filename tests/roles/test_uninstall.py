@@ -218,6 +218,8 @@ def test_units_go_back_to_their_recorded_state() -> None:
         "systemd-networkd-wait-online.service": unit(active="inactive"),
         "NetworkManager.service": unit(),
         "nftables.service": unit(file="disabled", active="inactive"),
+        # Enabled but failing before install (say, a jail without its log): it gets its try.
+        "fail2ban.service": unit(active="failed"),
     }
     now = {
         "hostapd.service": unit(),
@@ -228,11 +230,13 @@ def test_units_go_back_to_their_recorded_state() -> None:
         "systemd-networkd-wait-online.service": unit(file="disabled", active="inactive"),
         "NetworkManager.service": unit(),
         "nftables.service": unit(file="disabled", active="failed"),
+        "fail2ban.service": unit(),
     }
     first, then = tool_module.unit_plan(before, now, frozenset({"NetworkManager.service"}))
     assert first == [
         ["stop", "chrony.service"],
         ["disable", "chrony.service"],
+        ["stop", "fail2ban.service"],
         ["stop", "hostapd.service"],
         ["mask", "hostapd.service"],
         ["stop", "presence-firewall.service"],
@@ -241,6 +245,7 @@ def test_units_go_back_to_their_recorded_state() -> None:
     assert then == [
         ["reload-or-restart", "NetworkManager.service"],  # it may carry the SSH connection
         ["restart", "dnsmasq.service"],  # reads its restored configuration
+        ["restart", "fail2ban.service"],
         ["reset-failed", "nftables.service"],
         ["enable", "systemd-networkd-wait-online.service"],
     ]

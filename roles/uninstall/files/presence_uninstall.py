@@ -282,6 +282,9 @@ def unit_plan(
             then.append(["enable", unit])
         if ran:
             then.append(["reload-or-restart" if unit in reload else "restart", unit])
+        elif was["active"] == "failed" and was["file"] in ("enabled", "static"):
+            # It was meant to run and failed: it gets its try again, as at every boot.
+            then.append(["restart", unit])
         elif not ours and is_["active"] == "failed":
             then.append(["reset-failed", unit])
     return first, then
@@ -415,12 +418,22 @@ def uninstall(spec: dict[str, Any], purge: bool) -> dict[str, Any]:
                 reason = (result.stderr.strip().splitlines() or ["apt-get failed"])[-1]
                 raise Refused(f"apt-get purge {' '.join(gone)} failed: {reason}")
             report["purged"] = gone
+    # Every step is tried; the first failure is reported after all of them (a unit that
+    # failed before may fail again: that is its recorded state).
+    failures = []
     for args in then:
-        systemctl(args, report["units"], ignore=args[0] == "reset-failed")
+        expected = args[0] == "reset-failed" or before["units"][args[1]]["active"] == "failed"
+        try:
+            systemctl(args, report["units"], ignore=expected)
+        except Refused as err:
+            failures.append(str(err))
     handback = before.get("network_manager", {})
     if handback.get("managed") and nm_managed(handback["interface"]) is False:
         run(["nmcli", "device", "set", handback["interface"], "managed", "yes"])
         report["network_manager"] = f"manages {handback['interface']} again"
+    if failures:  # the record stays: `uninstall` again finishes the job
+        more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
+        raise Refused(failures[0] + more)
     # Our directories last (the record and its copies live in one of them).
     removed_dirs = []
     trees = set(spec.get("trees", []))
