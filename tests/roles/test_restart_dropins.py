@@ -33,3 +33,14 @@ def test_systemd_restarts_the_service_whenever_it_dies(rendered: Path, service: 
     # A crash loop stops after a bounded number of tries instead of spinning forever.
     assert int(parser["Unit"]["StartLimitBurst"]) > 0
     assert int(parser["Unit"]["StartLimitIntervalSec"]) > 0
+
+
+def test_nginx_clears_its_stale_gate_socket_before_it_starts(rendered: Path) -> None:
+    """Found in the lab: after `kill -KILL` nginx's gate socket stays and every restart failed
+    to bind it; the drop-in removes it before nginx starts (the path nginx.conf listens on)."""
+    drop_in = (rendered / "etc/systemd/system/nginx.service.d/presence-appliance.conf").read_text()
+    nginx_conf = (rendered / "etc/nginx/nginx.conf").read_text()
+    removed = next(
+        line.split()[-1] for line in drop_in.splitlines() if line.startswith("ExecStartPre=-")
+    )
+    assert f"listen unix:{removed};" in nginx_conf
