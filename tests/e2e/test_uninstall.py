@@ -43,7 +43,11 @@ def pi_state(lab: Lab) -> dict[str, Any]:
             active[fields[0]] = f"{fields[1]} {fields[2]}"  # load, active
     return {
         "files": files,
-        "unit_files": sorted(" ".join(line.split()[:2]) for line in unit_files.splitlines()),
+        "unit_files": sorted(
+            " ".join(line.split()[:2])
+            for line in unit_files.splitlines()
+            if not line.startswith(TRANSIENT) and "transient" not in line.split()[1:2]
+        ),
         "active": active,
         "packages": lab.pi_exec(
             "dpkg-query", "-W", "-f", "${Package} ${db:Status-Status}\\n"
