@@ -12,6 +12,7 @@ import json
 import os
 import pwd
 import stat
+import string
 import sys
 import time
 from collections.abc import Iterator
@@ -19,7 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
+from tests.property_cases import examples, ran
 from tests.roles.conftest import Netns, load_scenario, render_inventory, run, write_inventory
 
 # This test family's addresses (10.203.144.0/20) and namespace prefix (ftpt-).
@@ -348,3 +352,43 @@ def test_prune_keeps_the_quota_after_100_uploads(site: FtpSite, tmp_path: Path) 
     assert "camera over its 16 MB quota" in deleted[0]
     # nord's files were not touched.
     assert (site.storage / "nord/2026/11/30/evt-0.mp4").exists()
+
+
+# --- whatever validate accepts renders into a configuration vsftpd accepts ------------
+
+PATH_PART = st.text(alphabet=string.ascii_letters + string.digits + "._-", min_size=1, max_size=20)
+
+
+@pytest.mark.property
+@settings(max_examples=examples(25))
+@given(
+    parts=st.lists(PATH_PART, min_size=1, max_size=4),
+    password=st.text(alphabet=[chr(c) for c in range(0x21, 0x7F)], min_size=8, max_size=64),
+    ports=st.tuples(st.integers(1024, 65535), st.integers(0, 200)),
+)
+@example(parts=["mnt", "usb"], password="#;=%$'\"`\\!", ports=(1024, 1))
+def test_accepted_values_render_a_config_vsftpd_accepts(
+    tmp_path_factory: pytest.TempPathFactory, parts: list[str], password: str, ports: Any
+) -> None:
+    from appliance.schema import errors, validate_appliance
+
+    first, span = ports
+    variables = recording_vars(
+        path="/srv/" + "/".join(parts), ftp={"passive_ports": [first, min(first + span, 65535)]}
+    )
+    variables["cameras"][0]["ftp_password"] = password
+    if errors(validate_appliance("pi", variables)):
+        ran("recordings render: refused by validate")
+        return
+    ran("recordings render: accepted, rendered, checked by vsftpd")
+    tmp = tmp_path_factory.mktemp("prop")
+    out = render(tmp, variables)
+    check = out / CHECK
+    assert run([str(check), str(out / CONF)], check=False).returncode == 0
+    user_file = out / "etc/vsftpd/presence-users/cam-nord"
+    assert run([str(check), str(user_file)], check=False).returncode == 0
+    path = variables["recordings"]["path"].rstrip("/")
+    assert user_file.read_text().splitlines()[-1] == f"local_root={path}/nord"
+    assert _settings(out)["pasv_min_port"] == str(first)
+    passwd = (out / "etc/vsftpd/presence-users.passwd").read_text()
+    assert password not in passwd and passwd.count("\ncam-") == 2
