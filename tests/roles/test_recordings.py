@@ -280,6 +280,11 @@ def test_a_camera_cannot_download_delete_or_go_active(site: FtpSite) -> None:
     assert (site.storage / "nord/2026/12/01/keep-0.mp4").exists()
     active = site.ftp("nord", "cam-nord", PASSWORDS["nord"], "active", "2026", "act")
     assert not active["ok"] and active["error"][:3] in ("500", "550"), active
+    # Folders the C library would look for in a chroot are refused (a writable chroot root).
+    for folder in ("etc", "lib", "2026/../usr"):
+        made = site.ftp("nord", "cam-nord", PASSWORDS["nord"], "upload", folder, "x", "10")
+        assert made["logged_in"] and not made["ok"] and made["error"].startswith("550"), made
+    assert not (site.storage / "nord/etc").exists() and not (site.storage / "nord/lib").exists()
 
 
 @pytest.mark.netns
