@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import ipaddress
 import json
 import os
 import re
@@ -219,6 +220,94 @@ def prune(inventory: Any, dry_run: bool) -> list[PiAnswer]:
             answers.append(parse_answer(appliance.name, text, prune=True))
         except RecordingsError as err:
             answers.append(PiAnswer(appliance=appliance.name, error=str(err), dry_run=dry_run))
+    return answers
+
+
+ACTIVITY_COUNTS = (
+    "logins",
+    "failed_logins",
+    "uploads",
+    "upload_bytes",
+    "failed_uploads",
+    "refused",
+)
+
+
+@dataclass
+class PiActivity:
+    """One Pi's FTP activity per camera (from vsftpd's log), or the reason there is none."""
+
+    appliance: str
+    cameras: dict[str, dict[str, Any]] = field(default_factory=dict)
+    other_failed_logins: int = 0
+    other_clients: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "appliance": self.appliance,
+            "cameras": self.cameras,
+            "other": {"failed_logins": self.other_failed_logins, "clients": self.other_clients},
+            "error": self.error,
+        }
+
+
+def _clients(value: Any) -> list[str]:
+    """Client addresses as the Pi reports them: IP addresses only, at most 10."""
+    found = []
+    for item in value if isinstance(value, list) else []:
+        try:
+            if isinstance(item, str) and "%" not in item:
+                found.append(str(ipaddress.ip_address(item)))
+        except ValueError:
+            continue
+    return found[:10]
+
+
+def parse_activity(appliance: str, text: str) -> PiActivity:
+    """The helper's `activity` answer, treated as hostile input."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        raise RecordingsError(
+            f"{appliance}: the recordings program answered something not JSON"
+        ) from None
+    if not isinstance(data, dict) or not isinstance(data.get("cameras"), dict):
+        raise RecordingsError(f"{appliance}: the recordings program's answer has no cameras")
+    cameras: dict[str, dict[str, Any]] = {}
+    for name, raw in data["cameras"].items():
+        if (
+            not isinstance(name, str)
+            or not CAMERA_NAME.fullmatch(name)
+            or not isinstance(raw, dict)
+        ):
+            continue
+        entry: dict[str, Any] = {key: _count(raw.get(key)) or 0 for key in ACTIVITY_COUNTS}
+        last = _count(raw.get("last")) or 0
+        entry["last"] = last if last <= MAX_TIME else 0
+        entry["clients"] = _clients(raw.get("clients"))
+        cameras[name] = entry
+    other = data.get("other") if isinstance(data.get("other"), dict) else {}
+    return PiActivity(
+        appliance=appliance,
+        cameras=cameras,
+        other_failed_logins=_count(other.get("failed_logins")) or 0,
+        other_clients=_clients(other.get("clients")),
+    )
+
+
+def activity(inventory: Any, hours: int) -> list[PiActivity]:
+    """Every recording Pi's FTP logins, refusals and uploads per camera in the last HOURS."""
+    answers = []
+    for appliance in inventory.appliances:
+        if not recording_cameras(appliance.vars):
+            continue
+        try:
+            args = ["activity", "--json", "--hours", str(hours)]
+            text = _run(appliance.name, appliance.vars, args, SSH_TIMEOUT)
+            answers.append(parse_activity(appliance.name, text))
+        except RecordingsError as err:
+            answers.append(PiActivity(appliance=appliance.name, error=str(err)))
     return answers
 
 

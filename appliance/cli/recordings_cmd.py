@@ -12,7 +12,7 @@ import click
 from appliance.cli.common import EXIT_INVALID, EXIT_USAGE, fail, inventory_options, no_traceback
 
 if TYPE_CHECKING:
-    from appliance.recordings import PiAnswer
+    from appliance.recordings import PiActivity, PiAnswer
 
 
 def _load(inventory_path: str, vault_password_file: str | None) -> Any:
@@ -35,7 +35,13 @@ def _since(_ctx: click.Context, _param: click.Parameter, value: str | None) -> d
         fail(f"--since: {value!r} is not a date (YYYY-MM-DD)", EXIT_USAGE)
 
 
-def _errors(answers: list[PiAnswer]) -> list[PiAnswer]:
+def _hours(value: str) -> int:
+    if not (value.isascii() and value.isdigit() and 1 <= int(value) <= 744):
+        fail(f"--hours: {value!r} is not a number of hours from 1 to 744", EXIT_USAGE)
+    return int(value)
+
+
+def _errors(answers: list[PiAnswer] | list[PiActivity]) -> list[Any]:
     failed = [a for a in answers if a.error]
     for answer in failed:
         click.echo(f"error: {answer.error}", err=True)
@@ -139,5 +145,65 @@ def prune_cmd(
             f"{answer.appliance}: {verb} {len(answer.files)} files, {human_bytes(total)};"
             f" {human_bytes(answer.free_bytes)} free"
         )
+    failed = _errors(answers)
+    raise SystemExit(EXIT_INVALID if failed else 0)
+
+
+@recordings.command("activity")
+@inventory_options
+@click.option(
+    "--hours",
+    callback=lambda _c, _p, v: _hours(v),
+    default="24",
+    show_default=True,
+    help="How far back (1-744).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@no_traceback
+def activity_cmd(
+    inventory_path: str, vault_password_file: str | None, hours: int, as_json: bool
+) -> None:
+    """What each recording camera did on the Pi's FTP server (from vsftpd's log): logins,
+    failed logins, uploads and bytes, refused actions, from which addresses, last seen."""
+    from appliance.recordings import activity, human_bytes, when
+
+    inventory = _load(inventory_path, vault_password_file)
+    answers = activity(inventory, hours)
+    if as_json:
+        click.echo(json.dumps({"appliances": [a.to_dict() for a in answers]}, indent=2))
+        raise SystemExit(EXIT_INVALID if any(a.error for a in answers) else 0)
+    headers = ("appliance", "camera", "logins", "failed", "uploads", "bytes", "refused", "last")
+    rows = [
+        (
+            a.appliance,
+            name,
+            str(c["logins"]),
+            str(c["failed_logins"]),
+            str(c["uploads"]),
+            human_bytes(c["upload_bytes"]),
+            str(c["refused"]),
+            when(c["last"]) if c["last"] else "-",
+        )
+        for a in answers
+        if not a.error
+        for name, c in a.cameras.items()
+    ]
+    if rows:
+        widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
+        for row in (headers, *rows):
+            click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+    for a in answers:
+        if a.error:
+            continue
+        for name, c in a.cameras.items():
+            if c["failed_logins"] and c["clients"]:
+                click.echo(f"{a.appliance}: {name}: clients {', '.join(c['clients'])}")
+        if a.other_failed_logins:
+            click.echo(
+                f"{a.appliance}: {a.other_failed_logins} failed logins as no camera's user"
+                f" (from {', '.join(a.other_clients) or '?'})"
+            )
+    if not answers:
+        click.echo("no camera has recordings: true")
     failed = _errors(answers)
     raise SystemExit(EXIT_INVALID if failed else 0)

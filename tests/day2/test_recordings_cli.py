@@ -231,3 +231,71 @@ def test_bad_since_is_a_usage_error(tmp_path: Path) -> None:
     for value in ("2026-13-01", "yesterday", "2026-1-1", "2026-01-01\n"):
         result = _run("recordings", "list", "-i", str(inventory), "--since", value)
         assert result.exit_code == 2 and "is not a date (YYYY-MM-DD)" in result.output
+
+
+# --- activity: what each camera did on the FTP server ----------------------------------
+
+# Lines as vsftpd writes them (tests/roles/test_recordings.py runs the real one).
+LOG = """\
+{day} [pid 2] CONNECT: Client "10.42.0.11"
+{day} [pid 1] [cam-nord] OK LOGIN: Client "10.42.0.11"
+{day} [pid 3] [cam-nord] OK MKDIR: Client "10.42.0.11", "/2026"
+{day} [pid 3] [cam-nord] OK UPLOAD: Client "10.42.0.11", "/2026/a.mp4", 5000 bytes, 9.1Kbyte/sec
+{day} [pid 4] [cam-nord] FAIL LOGIN: Client "10.42.0.12"
+{day} [pid 5] [cam-nord] FAIL MKDIR: Client "10.42.0.11", "/etc"
+{day} [pid 6] [cam-ghost] FAIL LOGIN: Client "10.42.0.99"
+Mon Jan  5 10:00:00 2026 [pid 7] [cam-nord] OK LOGIN: Client "10.42.0.11"
+{day} [pid 8] [cam-nord] OK LOGIN: Client "10.42.0.11\x1b[2J"
+garbage \x1b]0;pwned\x07
+"""
+
+
+def test_activity_counts_per_camera_from_the_log(tmp_path: Path, root: None) -> None:
+    inventory, _ = _site(tmp_path)
+    log = tmp_path / "vsftpd.log"
+    log.write_text(LOG.format(day=time.strftime("%a %b %e %H:%M:%S %Y", time.gmtime())))
+    config = tmp_path / "recordings.json"
+    config.write_text(
+        json.dumps({**json.loads(config.read_text()), "ftp_log": str(log), "cameras": ["nord"]})
+    )
+    result = _run("recordings", "activity", "-i", str(inventory), "--json")
+    assert result.exit_code == 0, result.output
+    (pi,) = json.loads(result.output)["appliances"]
+    nord = pi["cameras"]["nord"]
+    # The January login is older than 24 h; the line with a control character is no line.
+    assert (nord["logins"], nord["failed_logins"], nord["uploads"]) == (1, 1, 1)
+    assert nord["upload_bytes"] == 5000 and nord["refused"] == 1
+    assert nord["clients"] == ["10.42.0.11", "10.42.0.12"]
+    assert pi["other"] == {"failed_logins": 1, "clients": ["10.42.0.99"]}
+    table = _run("recordings", "activity", "-i", str(inventory))
+    assert table.output.splitlines()[0].split() == [
+        "appliance", "camera", "logins", "failed", "uploads", "bytes", "refused", "last",
+    ]  # fmt: skip
+    assert "pi: nord: clients 10.42.0.11, 10.42.0.12" in table.output
+    assert "pi: 1 failed logins as no camera's user (from 10.42.0.99)" in table.output
+    assert "\x1b" not in table.output
+    for hours in ("0", "745", "x", "\uff11"):  # the last: a fullwidth 1
+        bad = _run("recordings", "activity", "-i", str(inventory), "--hours", hours)
+        assert bad.exit_code == 2 and "is not a number of hours from 1 to 744" in bad.output
+
+
+def test_a_hostile_activity_answer_is_neutralised() -> None:
+    from appliance.recordings import parse_activity
+
+    answer = {
+        "cameras": {
+            "nord": {"logins": -3, "uploads": "many", "last": 10**20, "clients": ["1.2.3.4",
+                     "1.2.3.4\x1b", "fe80::1%eth0", 5, "x" * 100]},
+            "../x": {"logins": 1},
+            "sued": "not a mapping",
+        },
+        "other": {"failed_logins": True, "clients": "10.0.0.1"},
+    }  # fmt: skip
+    seen = parse_activity("pi", json.dumps(answer))
+    assert list(seen.cameras) == ["nord"]
+    nord = seen.cameras["nord"]
+    assert nord["logins"] == 0 and nord["uploads"] == 0 and nord["last"] == 0
+    assert nord["clients"] == ["1.2.3.4"]
+    assert seen.other_failed_logins == 0 and seen.other_clients == []
+    with pytest.raises(RecordingsError):
+        parse_activity("pi", '{"cameras": []}')

@@ -172,6 +172,8 @@ class FtpSite:
         self.srv = tmp / "srv"
         self.storage = self.srv / STORAGE.removeprefix("/srv/")
         self.log = tmp / "vsftpd.log"
+        # vsftpd's own log (/var/log/vsftpd.log in its mount namespace's overlay).
+        self.ftp_log = tmp / "log-upper" / "vsftpd.log"
 
     def add(self, role: str) -> str:
         name = f"ftpt-{role}-{self.netns.tag}"
@@ -202,13 +204,15 @@ class FtpSite:
 
     def start(self, out: Path) -> None:
         upper, work = self.tmp / "etc-upper", self.tmp / "etc-work"
-        for folder in (upper, work, self.srv):
+        log_upper, log_work = self.tmp / "log-upper", self.tmp / "log-work"
+        for folder in (upper, work, log_upper, log_work, self.srv):
             folder.mkdir()
         cams = " ".join(f"{STORAGE}/{name}" for name in PASSWORDS)
         # As the role does it on the Pi: the files at their paths, the FTP account, the
         # folders; in this process's own mount namespace only.
         script = f"""set -e
 mount -t overlay overlay -o lowerdir=/etc,upperdir={upper},workdir={work} /etc
+mount -t overlay overlay -o lowerdir=/var/log,upperdir={log_upper},workdir={log_work} /var/log
 cp -r {out}/etc/vsftpd /etc/vsftpd
 cp {out}/etc/vsftpd.conf /etc/vsftpd.conf
 cp {out}/etc/pam.d/presence-ftp /etc/pam.d/presence-ftp
@@ -357,6 +361,30 @@ def test_prune_keeps_the_quota_after_100_uploads(site: FtpSite, tmp_path: Path) 
     assert "camera over its 16 MB quota" in deleted[0]
     # nord's files were not touched.
     assert (site.storage / "nord/2026/11/30/evt-0.mp4").exists()
+
+
+@pytest.mark.netns
+def test_activity_counts_each_cameras_logins_refusals_and_uploads(
+    site: FtpSite, tmp_path: Path
+) -> None:
+    """After the tests above (run in file order): what vsftpd logged, as the CLI gets it."""
+    config = tmp_path / "recordings.json"
+    cameras = list(PASSWORDS)
+    config.write_text(json.dumps({"path": str(site.storage), "retention_days": 30,
+                                  "camera_quota_mb": 16, "min_free_mb": 64,
+                                  "ftp_log": str(site.ftp_log), "cameras": cameras}))  # fmt: skip
+    helper = site.tmp / "out" / "usr/local/sbin/presence-recordings"
+    result = run([sys.executable, str(helper), "--config", str(config), "activity", "--json"])
+    seen = json.loads(result.stdout)["cameras"]
+    log = site.ftp_log.read_text()
+    assert seen["nord"]["logins"] == log.count("[cam-nord] OK LOGIN") >= 5
+    # Wrong password, empty password, and sued with its own password as nord.
+    assert seen["nord"]["failed_logins"] == log.count("[cam-nord] FAIL LOGIN") >= 3
+    assert set(seen["nord"]["clients"]) == {NORD, SUED}  # sued's attempt shows where from
+    assert seen["nord"]["refused"] >= 3  # the etc, lib and usr folders
+    assert seen["sued"]["uploads"] == 101 and seen["sued"]["upload_bytes"] >= 100 * 204800
+    assert seen["sued"]["clients"] == [SUED] and seen["sued"]["failed_logins"] == 0
+    assert PASSWORDS["nord"] not in log and PASSWORDS["sued"] not in log
 
 
 # --- whatever validate accepts renders into a configuration vsftpd accepts ------------
