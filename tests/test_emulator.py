@@ -481,14 +481,19 @@ def test_reset_all_restores_state_and_clears_faults(
 ) -> None:
     client.get("command/changestatus", params={"status": "off"})
     client.get("command/floodlight_set_config", params={"config": '{"mode":"off"}'})
+    client.get("command/ftp_set_config", params={"config": '{"on_off":1,"user":"u"}'})
     control(camera, "fault", mode="html200", path="live/")
     control(camera, "reset", "POST", scope="all")
-    assert control(camera, "state") == {"floodlight": DEFAULT_FLOODLIGHT, "monitoring": "on"}
+    state = control(camera, "state")
+    ftp = state.pop("ftp")
+    assert state == {"floodlight": DEFAULT_FLOODLIGHT, "monitoring": "on"}
+    assert ftp["config"]["on_off"] == 0 and ftp["config"]["user"] == ""
     assert control(camera, "fault") == {"faults": []}
 
 
 def test_state_endpoint_can_set_state(camera: EmulatedCamera, client: httpx.Client) -> None:
     state = control(camera, "state", monitoring="off", floodlight='{"mode":"on"}')
+    state.pop("ftp")
     assert state == {"floodlight": {"mode": "on"}, "monitoring": "off"}
     assert client.get("command/changestatus", params={"status": "off"}).status_code == 409
 
