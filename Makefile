@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 APT_PACKAGES := hostapd dnsmasq nginx-light chrony nftables iproute2 iputils-ping \
 	udhcpc isc-dhcp-client ntpsec-ntpdate apache2-utils openssl debootstrap \
 	systemd-container chromium chromium-driver ffmpeg iw rfkill git \
-	ulogd2 ulogd2-json fail2ban wireguard-tools wireguard-go zbar-tools
+	ulogd2 ulogd2-json fail2ban wireguard-tools wireguard-go zbar-tools vsftpd libpam-pwdfile
 
 .PHONY: help deps system-deps venv demo test lint e2e bench clean lab-down screenshot fuzz
 

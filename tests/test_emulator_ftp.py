@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -13,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from appliance.emulator import EmulatedCamera, load_media
+from appliance.emulator import EmulatedCamera, ftp_export, load_media
 from appliance.emulator.ftp_export import clip_name
 from tests.ftp_server import PASSWORD, USER, as_config, files_under, ftp_server
 
@@ -119,7 +120,8 @@ def test_state_says_the_password_is_set_never_what_it_is(
         {"port": True},
         {"on_off": 2},
         {"user": "cam\r\nDELE x"},
-        {"password": "pass word"},
+        {"password": "pass\tword"},
+        {"user": "cam front"},
         {"server": "127.0.0.1\r\nUSER root"},
         {"server": 12},
     ],
@@ -300,3 +302,39 @@ def test_a_lab_camera_may_reach_its_own_network() -> None:
     assert network == "10.203.1.0/24"
     assert _emulator_cmd("cam1", "10.203.1.23", network)[-2:] == ["--ftp-allow", "10.203.1.0/24"]
     assert _network({"ip": "10.203.1.23"}) is None
+
+
+def test_a_server_that_talks_forever_is_cut_off_at_the_deadline(
+    make_camera: Callable[..., EmulatedCamera], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An endless multi-line greeting: every line arrives in time, the reply never ends.
+    monkeypatch.setattr(ftp_export, "UPLOAD_DEADLINE", 2.0)
+    stop = threading.Event()
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def talk() -> None:
+        listener.settimeout(10)
+        try:
+            conn, _ = listener.accept()
+        except OSError:
+            return
+        with conn:
+            while not stop.is_set():
+                try:
+                    conn.sendall(b"220-still greeting you\r\n")
+                except OSError:
+                    return
+                time.sleep(0.001)
+
+    thread = threading.Thread(target=talk, daemon=True)
+    thread.start()
+    try:
+        camera = make_camera()
+        port = listener.getsockname()[1]
+        set_config(camera, {"on_off": 1, "server": "127.0.0.1", "port": port, "user": USER})
+        result = event(camera)
+    finally:
+        stop.set()
+        listener.close()
+        thread.join(timeout=5)
+    assert result["result"] == "ftp-3" and "within 2 s" in result["error"], result

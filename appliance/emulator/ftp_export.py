@@ -20,6 +20,7 @@ import ipaddress
 import re
 import secrets
 import shutil
+import socket
 import subprocess
 import tempfile
 import threading
@@ -40,12 +41,18 @@ DEFAULT_FTP_CONFIG: dict[str, Any] = {
 # Only loopback unless the emulator is told otherwise (`emulate --ftp-allow CIDR`).
 DEFAULT_ALLOWED = ("127.0.0.0/8",)
 FTP_TIMEOUT = 10.0  # seconds per FTP socket operation
+# The whole upload, whatever the server does (an endless multi-line reply never trips the
+# per-operation timeout): then the connection is cut.
+UPLOAD_DEADLINE = 60.0
 FFMPEG_TIMEOUT = 30.0
 CLIP_SEGMENTS = 3  # a clip is the newest 3 segments of the live stream (6 s)
 MAX_TEXT = 128
 MAX_PATH = 255
 _SEGMENT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,63}")
-_PRINTABLE = re.compile(r"[\x21-\x7e]*")  # no spaces, no control characters (FTP is line-based)
+# FTP is line-based: no control characters anywhere; a password may hold spaces (the rest of
+# the PASS line is the password), a user name or server may not.
+_PRINTABLE = re.compile(r"[\x21-\x7e]*")
+_PASSWORD = re.compile(r"[\x20-\x7e]*")
 
 
 class FtpConfigError(ValueError):
@@ -68,12 +75,9 @@ def validate_config(update: dict[str, Any]) -> dict[str, Any]:
                 raise FtpConfigError("port must be 1-65535")
             clean[key] = int(text)
         elif key in ("server", "user", "password"):
-            if (
-                not isinstance(value, str)
-                or len(value) > MAX_TEXT
-                or not _PRINTABLE.fullmatch(value)
-            ):
-                raise FtpConfigError(f"{key} must be printable text without spaces")
+            pattern = _PASSWORD if key == "password" else _PRINTABLE
+            if not isinstance(value, str) or len(value) > MAX_TEXT or not pattern.fullmatch(value):
+                raise FtpConfigError(f"{key} must be printable text")
             clean[key] = value
         elif key == "path":
             clean[key] = "/" + "/".join(path_segments(value))
@@ -186,6 +190,9 @@ def _upload(
         # ftplib's default (trust_server_pasv_ipv4_address = False) connects the data channel
         # to the control connection's peer, whatever address a PASV answer names.
         ftp = ftplib.FTP(timeout=FTP_TIMEOUT)
+        watchdog = threading.Timer(UPLOAD_DEADLINE, _cut, (ftp,))
+        watchdog.daemon = True
+        watchdog.start()
         try:
             ftp.connect(str(server), int(config["port"]))
             stage = "login"
@@ -206,9 +213,20 @@ def _upload(
                 ftp.quit()
             return {"result": "ftp-0", "bytes": size}
         except (OSError, EOFError, ftplib.Error) as err:
+            if not watchdog.is_alive():
+                return failed(stage, f"no complete upload within {UPLOAD_DEADLINE:g} s")
             return failed(stage, err)
         finally:
+            watchdog.cancel()
             ftp.close()
+
+
+def _cut(ftp: ftplib.FTP) -> None:
+    """End a connection that outlived the upload's deadline (the blocked read then fails)."""
+    sock = ftp.sock
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
 
 
 def cut_mp4(segments: Sequence[bytes], out: Path) -> None:
