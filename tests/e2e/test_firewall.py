@@ -394,7 +394,7 @@ def test_dashboard_tile_shows_cloud_policy_and_blocked_in_24h(fw: Lab, tmp_path:
         with chromium(tmp_path / "profile", login=(user["name"], user["password"])) as context:
             page = context.new_page()
             fetched: list[Any] = []
-            page.on("response", fetched.append)
+            page.on("response", lambda response: fetched.append(response))
             goto(page, f"https://{fw.plan.pi('pi').address}/")
             before = shown(page)
             bodies = texts(fetched)
