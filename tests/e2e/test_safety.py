@@ -47,8 +47,8 @@ def live_digest(lab: Lab, path: str) -> str:
 
 @pytest.fixture(scope="module")
 def installed(lab_session: Any, tmp_path_factory: pytest.TempPathFactory) -> tuple[Lab, Path]:
-    """The lab Pi provisioned with every role from the lab's inventory, once for the module
-    (each test that changes the Pi puts the good inventory back itself)."""
+    """The lab Pi provisioned with every role from the lab's inventory, once per module (each
+    test puts back what it changes: a full install is most of a lab test's time)."""
     lab = lab_session.ensure_up()
     inventory = write_inventory(lab, tmp_path_factory.mktemp("safety") / "good" / "inventory.yml")
     result = install(lab, inventory)

@@ -36,6 +36,8 @@ COMMANDS = [
     ["remote", "list"],
     ["rollback", "--list"],
     ["uninstall"],
+    ["recordings", "list"],
+    ["recordings", "prune", "--dry-run"],
 ]
 
 

@@ -12,6 +12,7 @@ import json
 import os
 import pwd
 import stat
+import string
 import sys
 import time
 from collections.abc import Iterator
@@ -19,7 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
+from tests.property_cases import examples, ran
 from tests.roles.conftest import Netns, load_scenario, render_inventory, run, write_inventory
 
 # This test family's addresses (10.203.144.0/20) and namespace prefix (ftpt-).
@@ -168,6 +172,8 @@ class FtpSite:
         self.srv = tmp / "srv"
         self.storage = self.srv / STORAGE.removeprefix("/srv/")
         self.log = tmp / "vsftpd.log"
+        # vsftpd's own log (/var/log/vsftpd.log in its mount namespace's overlay).
+        self.ftp_log = tmp / "log-upper" / "vsftpd.log"
 
     def add(self, role: str) -> str:
         name = f"ftpt-{role}-{self.netns.tag}"
@@ -198,13 +204,15 @@ class FtpSite:
 
     def start(self, out: Path) -> None:
         upper, work = self.tmp / "etc-upper", self.tmp / "etc-work"
-        for folder in (upper, work, self.srv):
+        log_upper, log_work = self.tmp / "log-upper", self.tmp / "log-work"
+        for folder in (upper, work, log_upper, log_work, self.srv):
             folder.mkdir()
         cams = " ".join(f"{STORAGE}/{name}" for name in PASSWORDS)
         # As the role does it on the Pi: the files at their paths, the FTP account, the
         # folders; in this process's own mount namespace only.
         script = f"""set -e
 mount -t overlay overlay -o lowerdir=/etc,upperdir={upper},workdir={work} /etc
+mount -t overlay overlay -o lowerdir=/var/log,upperdir={log_upper},workdir={log_work} /var/log
 cp -r {out}/etc/vsftpd /etc/vsftpd
 cp {out}/etc/vsftpd.conf /etc/vsftpd.conf
 cp {out}/etc/pam.d/presence-ftp /etc/pam.d/presence-ftp
@@ -276,6 +284,11 @@ def test_a_camera_cannot_download_delete_or_go_active(site: FtpSite) -> None:
     assert (site.storage / "nord/2026/12/01/keep-0.mp4").exists()
     active = site.ftp("nord", "cam-nord", PASSWORDS["nord"], "active", "2026", "act")
     assert not active["ok"] and active["error"][:3] in ("500", "550"), active
+    # Folders the C library would look for in a chroot are refused (a writable chroot root).
+    for folder in ("etc", "lib", "2026/../usr"):
+        made = site.ftp("nord", "cam-nord", PASSWORDS["nord"], "upload", folder, "x", "10")
+        assert made["logged_in"] and not made["ok"] and made["error"].startswith("550"), made
+    assert not (site.storage / "nord/etc").exists() and not (site.storage / "nord/lib").exists()
 
 
 @pytest.mark.netns
@@ -348,3 +361,67 @@ def test_prune_keeps_the_quota_after_100_uploads(site: FtpSite, tmp_path: Path) 
     assert "camera over its 16 MB quota" in deleted[0]
     # nord's files were not touched.
     assert (site.storage / "nord/2026/11/30/evt-0.mp4").exists()
+
+
+@pytest.mark.netns
+def test_activity_counts_each_cameras_logins_refusals_and_uploads(
+    site: FtpSite, tmp_path: Path
+) -> None:
+    """After the tests above (run in file order): what vsftpd logged, as the CLI gets it."""
+    config = tmp_path / "recordings.json"
+    cameras = list(PASSWORDS)
+    config.write_text(json.dumps({"path": str(site.storage), "retention_days": 30,
+                                  "camera_quota_mb": 16, "min_free_mb": 64,
+                                  "ftp_log": str(site.ftp_log), "cameras": cameras}))  # fmt: skip
+    helper = site.tmp / "out" / "usr/local/sbin/presence-recordings"
+    result = run([sys.executable, str(helper), "--config", str(config), "activity", "--json"])
+    seen = json.loads(result.stdout)["cameras"]
+    log = site.ftp_log.read_text()
+    assert seen["nord"]["logins"] == log.count("[cam-nord] OK LOGIN") >= 5
+    # Wrong password, empty password, and sued with its own password as nord.
+    assert seen["nord"]["failed_logins"] == log.count("[cam-nord] FAIL LOGIN") >= 3
+    assert set(seen["nord"]["clients"]) == {NORD, SUED}  # sued's attempt shows where from
+    assert seen["nord"]["refused"] >= 3  # the etc, lib and usr folders
+    assert seen["sued"]["uploads"] == 101 and seen["sued"]["upload_bytes"] >= 100 * 204800
+    assert seen["sued"]["clients"] == [SUED] and seen["sued"]["failed_logins"] == 0
+    assert PASSWORDS["nord"] not in log and PASSWORDS["sued"] not in log
+
+
+# --- whatever validate accepts renders into a configuration vsftpd accepts ------------
+
+PATH_PART = st.text(alphabet=string.ascii_letters + string.digits + "._-", min_size=1, max_size=20)
+
+
+@pytest.mark.property
+@settings(max_examples=examples(25))
+@given(
+    parts=st.lists(PATH_PART, min_size=1, max_size=4),
+    password=st.text(alphabet=[chr(c) for c in range(0x21, 0x7F)], min_size=8, max_size=64),
+    ports=st.tuples(st.integers(1024, 65535), st.integers(0, 200)),
+)
+@example(parts=["mnt", "usb"], password="#;=%$'\"`\\!", ports=(1024, 1))
+def test_accepted_values_render_a_config_vsftpd_accepts(
+    tmp_path_factory: pytest.TempPathFactory, parts: list[str], password: str, ports: Any
+) -> None:
+    from appliance.schema import errors, validate_appliance
+
+    first, span = ports
+    variables = recording_vars(
+        path="/srv/" + "/".join(parts), ftp={"passive_ports": [first, min(first + span, 65535)]}
+    )
+    variables["cameras"][0]["ftp_password"] = password
+    if errors(validate_appliance("pi", variables)):
+        ran("recordings render: refused by validate")
+        return
+    ran("recordings render: accepted, rendered, checked by vsftpd")
+    tmp = tmp_path_factory.mktemp("prop")
+    out = render(tmp, variables)
+    check = out / CHECK
+    assert run([str(check), str(out / CONF)], check=False).returncode == 0
+    user_file = out / "etc/vsftpd/presence-users/cam-nord"
+    assert run([str(check), str(user_file)], check=False).returncode == 0
+    path = variables["recordings"]["path"].rstrip("/")
+    assert user_file.read_text().splitlines()[-1] == f"local_root={path}/nord"
+    assert _settings(out)["pasv_min_port"] == str(first)
+    passwd = (out / "etc/vsftpd/presence-users.passwd").read_text()
+    assert password not in passwd and passwd.count("\ncam-") == 2
