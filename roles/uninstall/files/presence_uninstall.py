@@ -262,7 +262,8 @@ def unit_plan(
     """
     first: list[list[str]] = []
     then: list[list[str]] = []
-    for unit in sorted(before):
+    # Sockets and timers first: a stopped service whose socket still listens starts again.
+    for unit in sorted(before, key=lambda u: (not u.endswith((".socket", ".timer")), u)):
         was, is_ = before[unit], now.get(unit, {"load": "not-found", "file": "", "active": ""})
         ran = was["active"] in ACTIVE
         runs = is_["active"] in ACTIVE
