@@ -94,6 +94,7 @@ bench: deps
 	$(BIN)/python bench/check_bench.py
 	$(BIN)/python bench/cli_startup.py
 	$(BIN)/python bench/emulator_bench.py
+	$(BIN)/python bench/install_bench.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info
