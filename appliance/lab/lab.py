@@ -149,10 +149,12 @@ def up(
         progress("network: pa-lan (home), pa-wan (internet), host link pa-host ...")
         network.build_core(state)
         wan.start_wan(lab, state)
+        network.build_phone(state)
         for pi in plan.pis:
             network.build_pi_network(pi, plan, state)
             for cam in pi.cameras:
                 network.build_camera_link(cam, pi, plan, state)
+        network.forward_wireguard(plan.pis[0])
         leaders = {}
         public_key = key.with_suffix(".pub").read_text()
         for pi in plan.pis:
@@ -358,11 +360,11 @@ def shell_argv(target: str, cmd: list[str]) -> list[str]:
     if target == "pi" or target.startswith(("pi", "lab-pi")):
         leader = leader_pid(target)
         return ["nsenter", "-t", str(leader), "-a", *(cmd or ["/bin/bash", "-l"])]
-    namespaces = {"lan": topo.LAN_NS, "wan": topo.WAN_NS}
+    namespaces = {"lan": topo.LAN_NS, "wan": topo.WAN_NS, "phone": topo.PHONE_NS}
     namespaces.update({f"cam-{c.name}": c.netns for c in plan.cameras})
     if target not in namespaces:
         raise LabError(
-            f"lab shell {target}: choose one of pi, lan, wan, "
+            f"lab shell {target}: choose one of pi, lan, wan, phone, "
             + ", ".join(f"cam-{c.name}" for c in plan.cameras)
         )
     return in_netns(namespaces[target], *(cmd or [os.environ.get("SHELL", "/bin/bash")]))

@@ -17,6 +17,7 @@ from appliance.cli import main
 from appliance.inventory_edit import EditError
 from appliance.schema import validate_appliance
 from tests.conftest import appliance_vars, example_data, write_inventory
+from tests.qr import decode_modules, decode_terminal
 
 KEY_A = base64.b64encode(bytes(range(32))).decode()
 KEY_B = base64.b64encode(bytes(range(1, 33))).decode()
@@ -158,40 +159,19 @@ def test_full_subnet_is_refused() -> None:
         ra.next_peer_address(wg)
 
 
-def _zbar_decode(modules: list[list[int]], tmp_path: Path) -> str:
-    """Decode a module matrix with zbarimg (a real QR reader), scaled up as a camera sees it."""
-    zbarimg = shutil.which("zbarimg")
-    assert zbarimg, "zbarimg (Debian zbar-tools) is a declared test dependency"
-    scale = 6
-    width, height = len(modules[0]) * scale, len(modules) * scale
-    rows = []
-    for row in modules:
-        line = " ".join(str(m) for m in row for _ in range(scale))
-        rows.extend([line] * scale)
-    image = tmp_path / "qr.pbm"
-    image.write_text(f"P1\n{width} {height}\n" + "\n".join(rows) + "\n")
-    proc = subprocess.run(
-        [zbarimg, "--raw", "-q", "-Sdisable", "-Sqrcode.enable", str(image)],
-        capture_output=True,
-        timeout=30,
-    )
-    assert proc.returncode == 0, proc.stderr.decode()
-    return proc.stdout.decode().removesuffix("\n")
-
-
 def test_terminal_qr_decodes_to_the_config(tmp_path: Path) -> None:
     private, _ = ra.generate_keypair()
     config = ra.peer_config(private, "10.44.0.2", KEY_B, _settings())
     printed = ra.terminal_qr(config)
     # Colours are fixed in the output (white on black), so it scans on any terminal theme.
     assert all(line.startswith("\x1b[97;40m") for line in printed.splitlines())
-    assert _zbar_decode(ra.qr_modules(printed), tmp_path) == config
+    assert decode_modules(ra.qr_modules(printed), tmp_path) == config
 
 
 def test_qr_reader_would_notice_a_different_config(tmp_path: Path) -> None:
     config = ra.peer_config("A" * 43 + "=", "10.44.0.2", KEY_B, _settings())
     other = config.replace("10.44.0.2", "10.44.0.9")
-    assert _zbar_decode(ra.qr_modules(ra.terminal_qr(other)), tmp_path) != config
+    assert decode_terminal(ra.terminal_qr(other), tmp_path) != config
 
 
 DUMP = (
