@@ -11,13 +11,14 @@ APT_PACKAGES := hostapd dnsmasq nginx-light chrony nftables iproute2 iputils-pin
 	systemd-container chromium chromium-driver ffmpeg iw rfkill git \
 	ulogd2 ulogd2-json fail2ban wireguard-tools wireguard-go zbar-tools
 
-.PHONY: help deps system-deps venv demo test lint e2e bench clean lab-down
+.PHONY: help deps system-deps venv demo test lint e2e bench clean lab-down screenshot
 
 help:
 	@echo "make demo   - build the lab, install onto it, check every camera"
 	@echo "make test   - lint and run every test (unit, namespace, lab end-to-end, browser)"
 	@echo "make lint   - ruff, yamllint, ansible-lint, syntax-check only"
 	@echo "make bench  - run the benchmarks in bench/"
+	@echo "make screenshot - refresh docs/dashboard.png (the README's picture) from the browser test"
 
 deps: system-deps venv
 
@@ -52,13 +53,28 @@ lint: venv
 	cd $(CURDIR) && $(BIN)/ansible-lint --profile production playbooks roles
 	ANSIBLE_ROLES_PATH=roles $(BIN)/ansible-playbook --syntax-check -i inventory.example.yml playbooks/site.yml
 
+# Fails when the tests changed what `git status` shows (they write only to git-ignored
+# places: test-artifacts/, the lab's directories, caches).
 test: deps lint
-	$(BIN)/pytest
+	@before=$$(git status --porcelain 2>/dev/null); \
+	$(BIN)/pytest; rc=$$?; \
+	after=$$(git status --porcelain 2>/dev/null); \
+	if [ "$$before" != "$$after" ]; then \
+	  echo "make test: the tests changed the working tree (git status):"; \
+	  diff <(echo "$$before") <(echo "$$after"); exit 1; \
+	fi; \
+	exit $$rc
+
+# Refresh the README's picture of the dashboard (a deliberate step: the tests never touch docs/).
+screenshot: deps
+	$(BIN)/pytest tests/web/test_web_browser.py -k "test_dashboard_plays_live_video and auto"
+	cp test-artifacts/dashboard-auto.png docs/dashboard.png
 
 bench: deps
 	$(BIN)/python bench/proxy_bench.py
 	$(BIN)/python bench/check_bench.py
 	$(BIN)/python bench/cli_startup.py
+	$(BIN)/python bench/emulator_bench.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

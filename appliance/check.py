@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 import ssl
 import time
@@ -23,6 +24,18 @@ CAMERA_BUDGET_TIMEOUTS = 4
 DEFAULT_TIMEOUT = 5.0
 # Seconds between two rounds of run_check(wait=...) over the cameras still failing.
 RETRY_PAUSE = 2.0
+
+
+@functools.cache
+def system_trust() -> ssl.SSLContext:
+    """httpx's default trust store, loaded once per process: loading it takes about 0.1 s,
+    and `install --wait` or a long inventory would otherwise pay that again and again."""
+    return httpx.create_ssl_context(trust_env=False)
+
+
+def client_verify(target: CameraTarget) -> ssl.SSLContext:
+    """The TLS trust for TARGET's client: its pinned certificate, or the system's."""
+    return target.verify if isinstance(target.verify, ssl.SSLContext) else system_trust()
 
 
 class TargetError(Exception):
@@ -257,7 +270,7 @@ async def _check_all(
         key = ("direct", "") if direct else ("proxy", target.appliance)
         if key not in clients:
             clients[key] = httpx.AsyncClient(
-                verify=target.verify, limits=limits, timeout=timeout, trust_env=False
+                verify=client_verify(target), limits=limits, timeout=timeout, trust_env=False
             )
         return clients[key]
 

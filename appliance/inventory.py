@@ -63,6 +63,26 @@ def default_vault_password_file() -> str | None:
     return os.environ.get("ANSIBLE_VAULT_PASSWORD_FILE") or None
 
 
+# Where `init` puts the vault password: the controller state folder next to the inventory
+# (the default appliance_controller_dir). Commands use it when no other file is given.
+CONTROLLER_VAULT_PASSWORD = Path(".presence-appliance") / "vault-password"
+
+
+def controller_vault_password_file(inventory_path: str | os.PathLike[str]) -> Path:
+    path = Path(inventory_path)
+    return (path if path.is_dir() else path.parent) / CONTROLLER_VAULT_PASSWORD
+
+
+def vault_password_file_for(
+    inventory_path: str | os.PathLike[str], given: str | None
+) -> str | None:
+    """GIVEN (flag or $ANSIBLE_VAULT_PASSWORD_FILE), else init's file next to the inventory."""
+    if given:
+        return given
+    default = controller_vault_password_file(inventory_path)
+    return str(default) if default.is_file() else None
+
+
 def load_inventory(
     path: str | os.PathLike[str], vault_password_file: str | None = None
 ) -> Inventory:

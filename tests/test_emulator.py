@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -104,6 +105,14 @@ def control(camera: EmulatedCamera, endpoint: str, method: str = "GET", **params
     )
     assert response.status_code == 200, response.text
     return response.json()
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout: float = 10) -> None:
+    """Wait (bounded) until CONDITION holds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"waited {timeout:.0f} s for {what}"
+        time.sleep(0.05)
 
 
 def assert_html(response: httpx.Response, status: int) -> None:
@@ -493,10 +502,13 @@ def test_fault_slow_delays_only_matching_paths(
     assert answer == {"faults": [{"mode": "slow", "path": "live/", "delay": 1.0}]}
     started = time.monotonic()
     assert client.get("command/ping").status_code == 200
-    assert time.monotonic() - started < 0.5
+    unaffected = time.monotonic() - started
     started = time.monotonic()
     response = client.get("live/snapshot_720.jpg")
-    assert time.monotonic() - started >= 1.0
+    delayed = time.monotonic() - started
+    # A lower bound (the delay was served) and an order, no upper bound on a busy machine:
+    # the fault counter, not the clock, says the ping was not slowed.
+    assert delayed >= 1.0 and unaffected < delayed
     assert response.status_code == 200 and response.content[:2] == b"\xff\xd8"
     assert control(camera, "stats")["faults"] == {"slow": 1}
 
@@ -527,9 +539,11 @@ def test_fault_hang_holds_the_request_until_cleared(
 def test_fault_hang_gives_up_after_its_bound(camera: EmulatedCamera) -> None:
     control(camera, "fault", mode="hang", delay="1")
     started = time.monotonic()
+    # Gave up: the camera closes the connection (a ReadTimeout after TIMEOUT would mean it
+    # held on), and not before its bound.
     with pytest.raises((httpx.RemoteProtocolError, httpx.ReadError)):
         httpx.get(f"{camera.base_url}/command/ping", timeout=TIMEOUT)
-    assert 1.0 <= time.monotonic() - started < 5
+    assert time.monotonic() - started >= 1.0
 
 
 def test_fault_garbage_keeps_status_and_type_but_not_the_body(
@@ -585,35 +599,42 @@ def test_bad_fault_requests_are_refused(camera: EmulatedCamera, params: dict[str
 
 
 def test_serves_sixty_concurrent_connections(camera: EmulatedCamera) -> None:
-    control(camera, "fault", mode="slow", delay="1", path="command/")
+    # Every request hangs until the fault is cleared: all 60 are held open at once, which
+    # no clock on a busy machine can blur (a 1 s "slow" fault could finish early ones first).
+    control(camera, "fault", mode="hang", path="command/")
     statuses: list[int] = []
     lock = threading.Lock()
 
     def request() -> None:
-        with httpx.Client(timeout=TIMEOUT) as http:
+        with httpx.Client(timeout=httpx.Timeout(60.0)) as http:
             status = http.get(f"{camera.base_url}/command/ping").status_code
         with lock:
             statuses.append(status)
 
     workers = [threading.Thread(target=request) for _ in range(60)]
-    started = time.monotonic()
     for worker in workers:
         worker.start()
-    for worker in workers:
-        worker.join(timeout=20)
-    elapsed = time.monotonic() - started
+    try:
+        wait_for(
+            lambda: control(camera, "stats")["faults"].get("hang") == 60,
+            "60 requests held at once",
+            timeout=30,
+        )
+        assert control(camera, "stats")["connections"]["open"] >= 60
+    finally:
+        control(camera, "fault", mode="none", path="command/")
+        for worker in workers:
+            worker.join(timeout=30)
     assert statuses == [200] * 60
-    # Served one after the other this would take 60 s.
-    assert elapsed < 10
-    assert control(camera, "stats")["connections"]["peak"] >= 50
 
 
 def test_fleet_on_loopback_addresses(media_cache: Path) -> None:
     fleet = CameraFleet.on_loopback(3, first_address=20, cache_dir=media_cache)
     try:
-        started = time.monotonic()
         fleet.start()
-        assert time.monotonic() - started < 2
+        # One set of media for the whole fleet, not one per camera (start-up time itself:
+        # bench/emulator_bench.py).
+        assert all(camera.media is fleet[0].media for camera in fleet)
         ids = {camera.secure_id for camera in fleet}
         assert len(ids) == 3 and all(re.fullmatch(r"[0-9a-f]{32}", i) for i in ids)
         for index, camera in enumerate(fleet):
@@ -642,12 +663,10 @@ def test_stop_ends_hanging_requests_and_frees_the_port(
 
     worker = threading.Thread(target=request)
     worker.start()
-    time.sleep(0.5)
-    started = time.monotonic()
+    wait_for(lambda: control(camera, "stats")["faults"].get("hang") == 1, "the request to hang")
     camera.stop()
-    worker.join(timeout=5)
+    worker.join(timeout=10)  # without stop() ending it, the request would hang on for TIMEOUT
     assert not worker.is_alive()
-    assert time.monotonic() - started < 3
     assert len(errors) == 1
     # Nothing listens any more.
     with pytest.raises(httpx.ConnectError):
@@ -683,12 +702,13 @@ def test_two_processes_generating_the_cache_at_once(tmp_path: Path) -> None:
     assert len(media.stream) == 8
 
 
-def test_loading_from_an_existing_cache_is_fast(media_cache: Path) -> None:
+def test_a_new_process_loads_an_existing_cache_without_generating(media_cache: Path) -> None:
+    """How long that takes: bench/emulator_bench.py."""
     script = (
-        "import sys, time; from pathlib import Path; t = time.monotonic(); "
+        "import sys; from pathlib import Path; "
         "from appliance.emulator import EmulatedCamera; "
         "c = EmulatedCamera('x', 'a' * 32, cache_dir=Path(sys.argv[1])).start(); "
-        "print(c.media.generated_in, time.monotonic() - t); c.stop()"
+        "print(c.media.generated_in, len(c.media.stream)); c.stop()"
     )
     result = subprocess.run(
         [sys.executable, "-c", script, str(media_cache)],
@@ -697,9 +717,8 @@ def test_loading_from_an_existing_cache_is_fast(media_cache: Path) -> None:
         timeout=60,
         check=True,
     )
-    generated_in, seconds = result.stdout.split()
-    assert generated_in == "None"
-    assert float(seconds) < 2
+    generated_in, segments = result.stdout.split()
+    assert generated_in == "None" and segments == "8"
 
 
 # --- command line --------------------------------------------------------------------------
@@ -901,9 +920,9 @@ def test_chromium_plays_the_live_stream_across_the_cycle_wrap(
             page.wait_for_function("() => v.currentTime > 1", timeout=20_000)
             before = page.evaluate(state)
             shot = page.screenshot()
-            time.sleep(20)
+            # More than one 16 s cycle played, however slowly the machine runs it (bounded).
+            page.wait_for_function(f"() => v.currentTime > {before['t'] + 17}", timeout=90_000)
             after = page.evaluate(state)
-            assert after["t"] - before["t"] > 17, (before, after)
             assert after["waits"] == before["waits"], "playback stalled"
             assert after["w"] == 640
             assert page.screenshot() != shot
@@ -911,10 +930,14 @@ def test_chromium_plays_the_live_stream_across_the_cycle_wrap(
             browser.close()
 
 
-def test_small_answers_on_a_kept_alive_connection_are_quick(client: httpx.Client) -> None:
-    # Guards against Nagle + delayed ACK (~40 ms per answer) on keep-alive connections.
-    client.get("command/ping")
-    started = time.monotonic()
-    for _ in range(50):
-        assert client.get("command/ping").status_code == 200
-    assert time.monotonic() - started < 1.0
+def test_kept_alive_connections_have_nagle_off(camera: EmulatedCamera) -> None:
+    """Headers and body go out in two writes: with Nagle on, a keep-alive client's delayed
+    ACK costs ~40 ms per small answer (measured by bench/emulator_bench.py)."""
+    with socket.create_connection((camera.host, camera.port), timeout=10) as client:
+        request = f"GET /{SECURE_ID}/command/ping HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+        client.sendall(request)
+        assert client.recv(4096).startswith(b"HTTP/1.1 200")
+        server_side = camera._server._connections  # the accepted sockets (white-box)
+        assert len(server_side) == 1
+        (accepted,) = server_side
+        assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0

@@ -35,6 +35,16 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "Find cameras and secure ids from Netatmo's API.",
     ),
     "leases": ("appliance.cli.discover_cmd", "leases", "List the DHCP clients of each Pi."),
+    "init": (
+        "appliance.cli.init_cmd",
+        "init",
+        "Ask a few questions, check the Pi, write a vaulted inventory.",
+    ),
+    "doctor": (
+        "appliance.cli.doctor_cmd",
+        "doctor",
+        "Diagnose every Pi: what is wrong, how to fix it.",
+    ),
     "remote": (
         "appliance.cli.remote_cmd",
         "remote",

@@ -16,12 +16,16 @@ import httpx
 import yaml
 
 from appliance.camera_api import CameraClient, CameraError
-from appliance.check import TargetError, camera_target
+from appliance.camera_bounds import shown
+from appliance.check import TargetError, camera_target, client_verify
 from appliance.cli.check_cmd import direct_option, load_for_cameras, timeout_option
 from appliance.cli.common import EXIT_INVALID, EXIT_USAGE, fail, inventory_options, no_traceback
 from appliance.inventory import Inventory
 
 T = TypeVar("T")
+
+# A command makes at most three requests (floodlight: read, write, read again).
+COMMAND_BUDGET_TIMEOUTS = 4
 
 NIGHT_KEYS = ("always", "person", "vehicle", "animal", "movement")
 TRUE_WORDS = {"on": True, "true": True, "yes": True, "off": False, "false": False, "no": False}
@@ -74,14 +78,21 @@ def talk(
     except TargetError as err:
         fail(f"{cam.get('name')}: {err}", EXIT_INVALID)
 
+    budget = timeout * COMMAND_BUDGET_TIMEOUTS
+
     async def run() -> T:
-        async with httpx.AsyncClient(verify=target.verify, timeout=timeout, trust_env=False) as c:
-            return await action(CameraClient(target, c, timeout=timeout))
+        verify = client_verify(target)
+        async with httpx.AsyncClient(verify=verify, timeout=timeout, trust_env=False) as c:
+            # Each request has its own deadline; the whole command has one too.
+            async with asyncio.timeout(budget):
+                return await action(CameraClient(target, c, timeout=timeout))
 
     try:
         return asyncio.run(run())
     except CameraError as err:
         fail(f"{target.name}: {err}", EXIT_INVALID)
+    except TimeoutError:
+        fail(f"{target.name}: no complete answer within {budget:g} s", EXIT_INVALID)
     raise AssertionError("unreachable")  # fail() exits
 
 
@@ -132,11 +143,27 @@ def merge_floodlight(
 
 
 def describe_floodlight(config: dict[str, Any]) -> str:
+    """The configuration as one line; every value came from the camera, so each is cut short."""
     night = config.get("night")
     night_text = ""
     if isinstance(night, dict):
-        night_text = " night " + ",".join(f"{k}={'on' if v else 'off'}" for k, v in night.items())
-    return f"mode={config.get('mode')} intensity={config.get('intensity')}{night_text}"
+        pairs = [f"{shown(k, 16)}={'on' if v else 'off'}" for k, v in list(night.items())[:8]]
+        night_text = " night " + ",".join(pairs)
+    mode, intensity = shown(config.get("mode"), 16), shown(config.get("intensity"), 16)
+    return f"mode={mode} intensity={intensity}{night_text}"
+
+
+async def apply_floodlight(
+    client: CameraClient, mode: str, intensity: int | None, night: dict[str, bool]
+) -> dict[str, Any]:
+    """Read, merge, write the whole object, read again: the camera must keep what was asked."""
+    current = await client.floodlight_config()
+    wanted = merge_floodlight(current, mode, intensity, night)
+    await client.set_floodlight_config(wanted)
+    after = await client.floodlight_config()
+    if after != wanted:
+        raise CameraError("floodlight: the camera did not keep the new settings")
+    return after
 
 
 @camera.command()
@@ -162,16 +189,14 @@ def floodlight(
     inventory = load_for_cameras(inventory_path, vault_password_file, direct=direct)
     appliance, cam = find_camera(inventory, name, host)
 
-    async def apply(client: CameraClient) -> dict[str, Any]:
-        current = await client.floodlight_config()
-        wanted = merge_floodlight(current, mode, intensity, night_changes)
-        await client.set_floodlight_config(wanted)
-        after = await client.floodlight_config()
-        if after != wanted:
-            raise CameraError("floodlight: the camera did not keep the new settings")
-        return after
-
-    config = talk(inventory, appliance, cam, direct, timeout, apply)
+    config = talk(
+        inventory,
+        appliance,
+        cam,
+        direct,
+        timeout,
+        lambda client: apply_floodlight(client, mode, intensity, night_changes),
+    )
     click.echo(f"{name}: floodlight {describe_floodlight(config)}")
 
 
@@ -323,8 +348,15 @@ def _edit_errors(func: Callable[..., Any]) -> Callable[..., Any]:
 @camera.command()
 @inventory_options
 @click.option("--host", help="The appliance to add it to (default: the only one).")
-@click.argument("name")
-@click.option("--mac", required=True, help="The camera's MAC address (70:ee:50:...).")
+@click.argument("name", required=False)
+@click.option("--mac", help="The camera's MAC address (70:ee:50:...).")
+@click.option(
+    "--from-lease",
+    "from_lease",
+    metavar="MAC",
+    help="Take the camera with this MAC from the Pi's DHCP leases (see `leases`); "
+    "NAME defaults to its host name.",
+)
 @click.option("--ip", help="Its reserved address (default: the next free one).")
 @click.option(
     "--secure-id",
@@ -339,13 +371,17 @@ def add(
     inventory_path: str,
     vault_password_file: str | None,
     host: str | None,
-    name: str,
-    mac: str,
+    name: str | None,
+    mac: str | None,
+    from_lease: str | None,
     ip: str | None,
     secure_id: str,
     cloud: str,
 ) -> None:
-    """Add camera NAME to the inventory (validated before the file is written)."""
+    """Add camera NAME to the inventory (validated before the file is written).
+
+    With --from-lease MAC, the camera that holds that DHCP lease on the Pi is added.
+    """
     from appliance.inventory_edit import (
         InventoryDocument,
         add_camera_to,
@@ -356,6 +392,17 @@ def add(
     inventory = load_for_cameras(inventory_path, vault_password_file)
     doc = InventoryDocument(Path(inventory_path))
     host = doc.pick_host(host)
+    if from_lease:
+        from appliance.init_cameras import LeaseCameraError, camera_from_lease
+
+        if mac:
+            fail("give either --mac or --from-lease, not both", EXIT_USAGE)
+        try:
+            name, mac, _ = camera_from_lease(host, inventory.appliance(host).vars, from_lease, name)
+        except LeaseCameraError as err:
+            fail(str(err), EXIT_INVALID)
+    if not name or not mac:
+        fail("give NAME and --mac MAC, or --from-lease MAC", EXIT_USAGE)
     if ip is None:
         ip = next_free_ip(inventory.appliance(host).vars)
     camera_entry = {

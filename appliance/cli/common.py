@@ -9,7 +9,11 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
-from appliance.inventory import default_inventory_path, default_vault_password_file
+from appliance.inventory import (
+    default_inventory_path,
+    default_vault_password_file,
+    vault_password_file_for,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -17,12 +21,27 @@ EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 
 
 def inventory_options(func: F) -> F:
-    """`-i/--inventory` and `--vault-password-file`, with the usual defaults and env vars."""
+    """`-i/--inventory` and `--vault-password-file`, with the usual defaults and env vars.
+
+    Without either, the vault password file `init` wrote next to the inventory is used.
+    """
+    inner = func
+
+    @functools.wraps(inner)
+    def with_vault_default(*args: Any, **kwargs: Any) -> Any:
+        if "inventory_path" in kwargs:
+            kwargs["vault_password_file"] = vault_password_file_for(
+                kwargs["inventory_path"], kwargs.get("vault_password_file")
+            )
+        return inner(*args, **kwargs)
+
+    func = with_vault_default  # type: ignore[assignment]
     func = click.option(
         "--vault-password-file",
         type=click.Path(dir_okay=False),
         default=default_vault_password_file,
-        help="File with the Ansible Vault password [env: ANSIBLE_VAULT_PASSWORD_FILE].",
+        help="File with the Ansible Vault password [env: ANSIBLE_VAULT_PASSWORD_FILE; "
+        "default: .presence-appliance/vault-password next to the inventory, if there].",
     )(func)
     func = click.option(
         "-i",

@@ -218,6 +218,18 @@ def _owner() -> Path | None:
         return None
 
 
+def running_lab() -> tuple[Path, LabState] | None:
+    """The runtime directory and state of the machine's lab when one is up, else None.
+
+    Whichever directory `lab up` ran in: a test session uses it to find the user's demo lab.
+    """
+    owner = _owner()
+    if owner is None:
+        return None
+    state = LabState.load(owner)
+    return (owner, state) if is_up(state) else None
+
+
 def _down(lab: Path, state: LabState, progress: Progress) -> None:
     """Take down the machine's lab: ours and, if another directory owns it, that one too."""
     other = _owner()

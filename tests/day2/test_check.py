@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-import time
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from appliance.check import render_check_table, run_check
 from appliance.cli import main
 from appliance.inventory import load_inventory
 from tests.day2.conftest import camera_entry, write_inventory
+from tests.day2.hostile_camera import Behaviour, Peer, Seen, head, hostile_camera, json_answer
 
 TIMEOUT = "1"
 
@@ -68,16 +70,13 @@ def test_table_output_and_exit_code(make_cameras, tmp_path):
 def test_slow_camera_fails_within_the_timeout(make_cameras, tmp_path):
     (camera,) = make_cameras(1)
     camera.faults.set("slow", 3)
-    started = time.monotonic()
     code, report, _ = check_json(write_inventory(tmp_path, [camera_entry(camera)]))
-    elapsed = time.monotonic() - started
     result = only_camera(report)
     assert code == 1
     assert result["verdict"] == "fail"
     assert result["reason"] == "ping: no answer within 1 s"
     # Unreachable after the ping: the other requests are not even tried.
     assert result["snapshot"]["ok"] is None
-    assert elapsed < 2.5
 
 
 def test_down_camera_is_connection_refused(make_cameras, tmp_path):
@@ -160,39 +159,6 @@ def test_garbage_segment(make_cameras, tmp_path):
     assert only_camera(report)["reason"] == "stream: segment: not an MPEG-TS segment"
 
 
-def ping_answer(local_url: str) -> str:
-    """What CameraClient.ping says about a camera answering with this local_url."""
-    secure_id = "a" * 32
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, json={"local_url": local_url, "product_name": "noc"})
-
-    target = CameraTarget("cam", "pi", f"http://10.42.0.10/{secure_id}", secure_id, "10.42.0.10")
-
-    async def call() -> str:
-        # A mock transport: no emulator can claim another camera's identity.
-        async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
-            try:
-                await CameraClient(target, client, timeout=2).ping()
-            except CameraError as err:
-                return str(err)
-        return "ok"
-
-    return asyncio.run(call())
-
-
-def test_ping_identity_checks():
-    assert ping_answer("http://10.42.0.10/" + "a" * 32) == "ok"
-    other = ping_answer("http://10.42.0.10/" + "b" * 32)
-    assert other == "ping: the camera answering has a different secure id"
-    assert "b" * 32 not in other
-    moved = ping_answer("http://10.42.0.11/" + "a" * 32)
-    assert (
-        moved == "ping: the camera answering says its address is 10.42.0.11, "
-        "the inventory says 10.42.0.10"
-    )
-
-
 def test_proxy_mode_without_pinned_certificate(make_cameras, tmp_path):
     (camera,) = make_cameras(1)
     inventory = write_inventory(tmp_path, [camera_entry(camera)])
@@ -239,18 +205,50 @@ def test_renderer_without_cameras(capsys):
     assert "nothing to check" in capsys.readouterr().out
 
 
-def test_cameras_are_checked_concurrently(make_cameras, tmp_path):
-    cameras = make_cameras(8)
-    for camera in cameras[:6]:
-        camera.faults.set("hang")
-    inventory = load_inventory(write_inventory(tmp_path, [camera_entry(c) for c in cameras]))
-    started = time.monotonic()
-    report = run_check(inventory, direct=True, timeout=1)
-    elapsed = time.monotonic() - started
-    # One by one, six hanging cameras would take 6 s.
-    assert elapsed < 1.8, elapsed
-    assert [c.passed for c in report.cameras] == [False] * 6 + [True] * 2
-    assert report.elapsed_s <= elapsed
+def test_cameras_are_checked_concurrently(tmp_path):
+    # No stopwatch (a busy 2-core machine makes any threshold flaky; bench/check_bench.py
+    # measures the time): the two good cameras answer only once all eight pings have
+    # arrived at once. Checked one by one, the first hanging camera would hold the rest.
+    arrived = threading.Barrier(8)
+
+    def gated(good: bool) -> Behaviour:
+        def behave(seen: Seen, peer: Peer) -> None:
+            try:
+                arrived.wait(timeout=20)
+            except threading.BrokenBarrierError:
+                peer.send(head(500, {"Content-Length": "0"}))
+                return
+            if not good:
+                peer.pause(30)  # hang until the checker gives up (the server stops at teardown)
+            json_answer({"local_url": f"http://{peer.sock.getsockname()[0]}/{seen.path[1:33]}"})(
+                seen, peer
+            )
+
+        return behave
+
+    with contextlib.ExitStack() as stack:
+        cameras = [
+            stack.enter_context(hostile_camera(host=f"127.0.0.{160 + i}", name=f"cam-{i}"))
+            for i in range(8)
+        ]
+        for index, camera in enumerate(cameras):
+            camera.routes["command/ping"] = gated(good=index >= 6)
+        entries = [
+            {
+                "name": c.name,
+                "mac": f"70:ee:50:00:00:{i:02x}",
+                "ip": c.host,
+                "port": c.port,
+                "secure_id": c.secure_id,
+            }
+            for i, c in enumerate(cameras)
+        ]
+        inventory = load_inventory(write_inventory(tmp_path, entries))
+        report = run_check(inventory, direct=True, timeout=3)
+    assert [c.passed for c in report.cameras] == [False] * 6 + [True] * 2, [
+        c.reason for c in report.cameras
+    ]
+    assert {c.reason for c in report.cameras[:6]} == {"ping: no answer within 3 s"}
 
 
 def test_wait_retries_failing_cameras_until_they_pass(make_cameras, tmp_path):
@@ -267,19 +265,19 @@ def test_wait_retries_failing_cameras_until_they_pass(make_cameras, tmp_path):
     finally:
         timer.cancel()
     assert report.ok, [c.reason for c in report.cameras]
-    assert report.elapsed_s < 6
     assert good.stats.report()["paths"]["command/ping"] == 1  # passing cameras are not re-asked
     assert late.stats.report()["paths"]["command/ping"] >= 2
 
 
 def test_wait_gives_up(make_cameras, tmp_path):
     (camera,) = make_cameras(1)
-    camera.stop()
+    camera.faults.set("html200", path="command/ping")
     inventory = load_inventory(write_inventory(tmp_path, [camera_entry(camera)]))
-    started = time.monotonic()
     report = run_check(inventory, direct=True, timeout=1, wait=3)
     assert not report.ok
-    assert 2.5 < time.monotonic() - started < 6
+    # It asked again (every RETRY_PAUSE s) before giving up at the end of `wait`.
+    assert camera.stats.report()["paths"]["command/ping"] >= 2
+    assert report.elapsed_s >= 3
 
 
 def test_vaulted_cameras_without_the_password_exit_2():

@@ -283,6 +283,75 @@ def test_down_leaves_nothing_behind(lab_session: LabSession) -> None:
     assert again.returncode == 0 and "nothing to remove" in again.stdout
 
 
+LAB_NET = ipaddress.ip_network("10.203.0.0/19")
+# Host-wide switches a lab could flip (the lab's own sysctls live in its namespaces).
+HOST_SYSCTLS = (
+    "net.ipv4.ip_forward",
+    "net.ipv4.conf.all.forwarding",
+    "net.ipv4.conf.default.forwarding",
+    "net.ipv4.conf.all.rp_filter",
+    "net.ipv4.conf.all.proxy_arp",
+    "net.ipv6.conf.all.forwarding",
+    "net.netfilter.nf_log_all_netns",
+    "net.bridge.bridge-nf-call-iptables",
+)
+
+
+def _mentions_the_lab(line: str) -> bool:
+    """A route/address/link line naming a lab interface or an address in the lab's /19
+    (other people's namespace tests on a shared machine use other names and ranges)."""
+    if " pa-" in line or line.startswith("pa-"):
+        return True
+    for word in line.replace("/", " ").split():
+        try:
+            if ipaddress.ip_address(word) in LAB_NET:
+                return True
+        except ValueError:
+            continue
+    return False
+
+
+def _host_network() -> dict[str, list[str]]:
+    """What `lab up` could change on the host itself: routes, addresses, links, nftables
+    ruleset, forwarding/logging sysctls."""
+
+    def out(*cmd: str) -> list[str]:
+        result = subprocess.run(cmd, capture_output=True, text=True, timeout=30, check=False)
+        return [line.strip() for line in result.stdout.splitlines() if line.strip()]
+
+    sysctls = [
+        line
+        for name in HOST_SYSCTLS
+        for line in out("sysctl", "-e", name)  # -e: a switch this kernel lacks is skipped
+    ]
+    return {
+        "routes": [
+            line
+            for line in out("ip", "-4", "route", "show", "table", "all")
+            if _mentions_the_lab(line)
+        ],
+        "addresses": [line for line in out("ip", "-o", "addr") if _mentions_the_lab(line)],
+        "links": [
+            line for line in out("ip", "-o", "link") if _mentions_the_lab(line.split(":")[1])
+        ],
+        "nft": out("nft", "list", "ruleset"),
+        "sysctl": sysctls,
+    }
+
+
+@pytest.mark.lab_lifecycle
+def test_down_restores_the_hosts_routes_rules_and_sysctls(lab_session: LabSession) -> None:
+    lab_session.ensure_down()
+    before = _host_network()
+    lab_session.ensure_up()
+    during = _host_network()
+    # The lab does change the host (its link and the route to the home network): proof
+    # that this snapshot sees what `lab up` sets, so the comparison below can fail.
+    assert during["routes"] != before["routes"] and during["links"] != before["links"], during
+    lab_session.ensure_down()
+    assert _host_network() == before
+
+
 @pytest.mark.lab_lifecycle
 def test_warm_up_is_fast(lab_session: LabSession) -> None:
     lab_session.ensure_down()

@@ -30,12 +30,14 @@ def site() -> Iterator[WebSite]:
 
 @pytest.fixture
 def fresh(site: WebSite) -> Iterator[WebSite]:
-    """The module's site with every emulated camera reset (counters, faults, state) and running."""
+    """The module's site with every emulated camera reset (counters, faults, state) and
+    running, and nginx's cache empty (no answer cached by an earlier test)."""
     for camera in site.cameras.values():
         if camera.emulated:
             if camera.process is None:
                 camera.start()
             camera.reset()
+    site.restart_nginx_with_an_empty_cache()
     yield site
     for camera in site.cameras.values():
         if camera.emulated and camera.process is None:

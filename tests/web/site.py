@@ -333,9 +333,34 @@ class WebSite:
         )
 
     def reload_nginx(self) -> None:
+        """SIGHUP, then wait (bounded) until the master runs a worker started on the new config."""
         assert self.nginx is not None
+        before = self._nginx_children()
         os.kill(self.nginx.pid, signal.SIGHUP)
-        time.sleep(1.0)
+        deadline = time.monotonic() + 10
+        while not self._nginx_children() - before:
+            assert time.monotonic() < deadline, "nginx started no new worker within 10 s"
+            time.sleep(0.05)
+
+    def _nginx_children(self) -> set[int]:
+        """PIDs of the nginx master's processes (`ip netns exec` exec()s nginx: same PID)."""
+        assert self.nginx is not None
+        pid = self.nginx.pid
+        try:
+            return {int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()}
+        except OSError:
+            return set()
+
+    def restart_nginx_with_an_empty_cache(self) -> None:
+        """So a test never sees answers another test cached: nginx keeps its cache index in
+        memory, so it is stopped, the cache emptied, and nginx started again."""
+        self.stop_nginx()
+        for entry in (self.root / "cache").iterdir():
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+        self.start_nginx()
 
     def stop_nginx(self) -> None:
         if self.nginx is not None and self.nginx.poll() is None:

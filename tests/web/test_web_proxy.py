@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 import stat
 import subprocess
@@ -255,6 +256,13 @@ def test_tls_1_2_and_1_3_only(site: WebSite) -> None:
 
 
 # --- failures -------------------------------------------------------------------------------
+# The role's proxy timeouts (roles/web/defaults/main.yml) and the slack a busy 2-core machine
+# gets on top of them: what is asserted is which timeout ended a request, not how fast it is.
+CONNECT_TIMEOUT = 3.0
+READ_TIMEOUT = 4.0
+SLACK = 3.0
+
+
 def _timed(client: httpx.Client, path: str) -> tuple[int, float]:
     started = time.monotonic()
     status = client.get(path).status_code
@@ -276,11 +284,14 @@ def test_camera_switched_off_answers_502_quickly_and_recovers(fresh: WebSite) ->
         for path in OFFLINE_PATHS:  # cached while the camera was up
             assert client.get(path).status_code == 200
         garage.stop()
-        time.sleep(2.1)  # past the 1 s cache validity (nginx counts whole seconds)
-        for path in OFFLINE_PATHS:
-            status, took = _timed(client, path)
-            assert status in (502, 504) and took < 5, (path, status, took)
-        garage.start()
+        try:
+            # A wait on time itself: the cached answers expire after 1 s (whole seconds).
+            time.sleep(2.1)
+            for path in OFFLINE_PATHS:
+                status, took = _timed(client, path)
+                assert status in (502, 504) and took < CONNECT_TIMEOUT + SLACK, (path, status, took)
+        finally:
+            garage.start()
         deadline = time.monotonic() + 10
         while client.get(OFFLINE_PATHS[0]).status_code != 200:
             assert time.monotonic() < deadline, "the camera came back but the proxy did not"
@@ -294,15 +305,14 @@ def test_unreachable_camera_answers_within_5s(fresh: WebSite) -> None:
     # The camera's address disappears (out of Wi-Fi range): nobody answers ARP.
     run(["ip", "addr", "del", f"{garage.ip}/29", "dev", veth])
     try:
-        time.sleep(2.1)
-        with fresh.client() as client:
+        with fresh.client() as client:  # nothing cached: the fixture emptied nginx's cache
             for path in OFFLINE_PATHS[:2]:
                 status, took = _timed(client, path)
-                assert status in (502, 504) and took < 5, (path, status, took)
+                assert status in (502, 504) and took < CONNECT_TIMEOUT + SLACK, (path, status, took)
     finally:
         run(["ip", "addr", "add", f"{garage.ip}/29", "dev", veth])
-    garage.stop()
-    garage.start()  # its listening socket went with the address
+        garage.stop()
+        garage.start()  # its listening socket went with the address
 
 
 def test_hanging_camera_gives_504_within_5s(fresh: WebSite) -> None:
@@ -314,9 +324,13 @@ def test_hanging_camera_gives_504_within_5s(fresh: WebSite) -> None:
             ("/cameras/nord/live/files/medium/index.m3u8", "live/files/medium/index"),
         ):
             nord.fault("hang", prefix, delay=30)
-            status, took = _timed(client, path)
-            nord.fault("none", prefix)
-            assert status == 504 and took < 5.5, (path, status, took)
+            try:
+                status, took = _timed(client, path)
+            finally:
+                nord.fault("none", prefix)
+            # 504 after the read timeout, long before the camera's 30 s hang would end.
+            assert status == 504, (path, status)
+            assert READ_TIMEOUT <= took < READ_TIMEOUT + SLACK, (path, took)
 
 
 def test_garbage_and_html_answers_are_not_passed_as_errors(fresh: WebSite) -> None:
@@ -367,11 +381,15 @@ def test_snapshot_and_playlist_at_most_once_per_second(fresh: WebSite) -> None:
                 time.sleep(0.1)
         return count
 
+    started = time.monotonic()
     served = sum(_many(10, viewer))
+    # At most one fetch per second the viewers actually spanned (a slow start stretches it),
+    # plus one for a second boundary crossed part-way.
+    allowed = math.ceil(time.monotonic() - started) + 1
     paths = nord.stats()["paths"]
-    assert served > 100
-    assert paths["live/snapshot_720.jpg"] <= seconds + 1, paths
-    assert paths["live/files/poor/index.m3u8"] <= seconds + 1, paths
+    assert served > 10 * allowed  # many more viewer requests than camera fetches
+    assert paths["live/snapshot_720.jpg"] <= allowed, (paths, allowed)
+    assert paths["live/files/poor/index.m3u8"] <= allowed, (paths, allowed)
 
 
 def test_playlist_is_fresh_after_a_quiet_spell(fresh: WebSite) -> None:
@@ -459,23 +477,29 @@ def test_dashboard_has_a_tile_per_camera_and_no_secret(fresh: WebSite) -> None:
 
 
 def test_viewer_paths_answer_while_others_are_busy(fresh: WebSite) -> None:
-    # A hanging camera does not hold up another camera's viewers.
-    fresh.cameras["garage"].fault("hang", "", delay=30)
+    # A hanging camera does not hold up another camera's viewers: nord answers while the
+    # request to garage is still held (an order, not a stopwatch).
+    garage = fresh.cameras["garage"]
+    garage.fault("hang", "", delay=30)
     results: list[int] = []
-    thread = threading.Thread(
-        target=lambda: results.append(
-            fresh.client().get("/cameras/garage/command/floodlight_get_config").status_code
-        )
-    )
+
+    def held() -> None:
+        with fresh.client() as client:
+            results.append(client.get("/cameras/garage/command/floodlight_get_config").status_code)
+
+    thread = threading.Thread(target=held)
     thread.start()
     try:
+        deadline = time.monotonic() + 10
+        while garage.stats()["faults"].get("hang") != 1:
+            assert time.monotonic() < deadline, "the request never reached the hanging camera"
+            time.sleep(0.05)
         with fresh.client() as client:
-            started = time.monotonic()
             assert client.get("/cameras/nord/command/ping").status_code == 200
-            assert time.monotonic() - started < 1
+        assert thread.is_alive() and results == [], "garage answered before nord"
     finally:
-        thread.join(timeout=10)
-        fresh.cameras["garage"].fault("none")
+        thread.join(timeout=READ_TIMEOUT + 10)
+        garage.fault("none")
     assert results == [504]
 
 
