@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import ipaddress
+import os
 import subprocess
 import time
 from collections.abc import Iterator
@@ -199,14 +200,27 @@ def add_peer(
     host: str,
     peer: dict[str, str],
     vault_password_file: str | None = None,
-) -> None:
+) -> dict[Path, str]:
     """Append PEER ({name, public_key, address}) to HOST's remote_access.wireguard.peers,
-    byte for byte elsewhere; validated before the file is replaced."""
+    byte for byte elsewhere; validated before the file is replaced. Returns the files it
+    changed with their former text (for `restore`)."""
     doc = InventoryDocument(inventory_path)
     target = doc.list_at(doc.pick_host(host), PEERS_PATH)
+    before = {target.doc.path: target.doc.text}
     fields = [(k, render_scalar(k, peer[k]), None) for k in ("name", "public_key", "address")]
     target.doc.append_camera(target, fields)
-    save_document(doc, vault_password_file, _expect_peer(host, peer["name"], True))
+    written = save_document(doc, vault_password_file, _expect_peer(host, peer["name"], True))
+    return {path: before[path] for path in written if path in before}
+
+
+def restore(files: dict[Path, str]) -> None:
+    """Put back the text add_peer replaced (atomically, keeping each file's mode)."""
+    for path, text in files.items():
+        tmp = path.with_name(f".{path.name}.restore")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, path.stat().st_mode & 0o7777)
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
 
 
 def remove_peer(

@@ -116,7 +116,7 @@ def add(
         private, public = ra.generate_keypair()
         peer = {"name": name, "public_key": public, "address": address}
         try:
-            ra.add_peer(Path(inventory_path), appliance.name, peer, vault_password_file)
+            originals = ra.add_peer(Path(inventory_path), appliance.name, peer, vault_password_file)
         except EditError as err:
             fail(str(err), EXIT_INVALID)
         click.echo(
@@ -125,7 +125,9 @@ def add(
         problem = _apply(inventory_path, appliance.name, vault_password_file)
         if problem:
             # Nothing half-done: the inventory goes back to how it was.
-            ra.remove_peer(Path(inventory_path), appliance.name, name, vault_password_file)
+            ra.restore(originals)
+            # ... and so does the Pi, if the run got as far as writing its file.
+            _apply(inventory_path, appliance.name, vault_password_file)
             fail(
                 f"{appliance.name}: not applied ({problem}); the inventory is unchanged",
                 EXIT_INVALID,

@@ -289,3 +289,27 @@ def test_bad_peer_name_is_a_usage_error(name: str, tmp_path: Path) -> None:
     path = write_inventory(tmp_path / "inventory.yml", example_data())
     result = CliRunner().invoke(main, ["remote", "add", name, "-i", str(path)])
     assert result.exit_code == 2 and "peer name" in result.output
+
+
+def test_a_failed_apply_puts_the_inventory_back_byte_for_byte(tmp_path: Path) -> None:
+    # The "Pi" is a closed port on loopback: Ansible cannot reach it, the run fails.
+    text = INVENTORY.replace(
+        "          ansible_host: 10.42.9.9   # the Pi\n",
+        "          ansible_host: 127.0.0.1   # the Pi\n"
+        "          ansible_port: 9\n"
+        "          ansible_ssh_common_args: -o ConnectTimeout=3\n",
+    )
+    path = tmp_path / "inventory.yml"
+    path.write_text(text)
+    pub = tmp_path / ".presence-appliance" / "wireguard" / "pi.pub"
+    pub.parent.mkdir(parents=True)
+    pub.write_text(KEY_B + "\n")
+    conf = tmp_path / "phone.conf"
+    result = CliRunner().invoke(
+        main, ["remote", "add", "phone", "-i", str(path), "--conf", str(conf)]
+    )
+    assert result.exit_code == 1, result.output
+    assert "pi: not applied" in result.output and "the inventory is unchanged" in result.output
+    assert path.read_text() == text
+    assert not conf.exists()
+    assert "Traceback" not in result.output
