@@ -11,7 +11,7 @@ APT_PACKAGES := hostapd dnsmasq nginx-light chrony nftables iproute2 iputils-pin
 	systemd-container chromium chromium-driver ffmpeg iw rfkill git \
 	ulogd2 ulogd2-json fail2ban wireguard-tools wireguard-go zbar-tools
 
-.PHONY: help deps system-deps venv demo test lint e2e bench clean lab-down screenshot
+.PHONY: help deps system-deps venv demo test lint e2e bench clean lab-down screenshot fuzz
 
 help:
 	@echo "make demo   - build the lab, install onto it, check every camera"
@@ -19,6 +19,7 @@ help:
 	@echo "make lint   - ruff, yamllint, ansible-lint, syntax-check only"
 	@echo "make bench  - run the benchmarks in bench/"
 	@echo "make screenshot - refresh docs/dashboard.png (the README's picture) from the browser test"
+	@echo "make fuzz   - the property tests randomized and 20x longer, to find new bugs"
 
 deps: system-deps venv
 
@@ -69,6 +70,10 @@ test: deps lint
 screenshot: deps
 	$(BIN)/pytest tests/web/test_web_browser.py -k "test_dashboard_plays_live_video and auto"
 	cp test-artifacts/dashboard-auto.png docs/dashboard.png
+
+# Random draws (not CI's fixed seed), 20x the examples: keep what it finds as @example cases.
+fuzz: deps
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/pytest -m property
 
 bench: deps
 	$(BIN)/python bench/proxy_bench.py

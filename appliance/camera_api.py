@@ -108,11 +108,9 @@ class CameraClient:
         self.client = client
         self.timeout = timeout
         try:
-            self.scope = Scope.of(target.base_url)
+            self.scope: Scope | None = Scope.of(target.base_url)
         except (httpx.InvalidURL, ValueError, UnicodeError):
-            raise CameraError(
-                "the inventory's address for this camera is not usable", unreachable=True
-            ) from None
+            self.scope = None  # said by the first request, as one camera's failure
 
     def _url(self, path: str) -> str:
         return self.target.base_url.rstrip("/") + "/" + path.lstrip("/")
@@ -131,6 +129,11 @@ class CameraClient:
         A body longer than LIMIT is an error, unless TRUNCATE (a probe of a segment's first
         bytes): then reading stops at LIMIT. The whole exchange has one deadline.
         """
+        if self.scope is None:
+            raise CameraError(
+                "the inventory's address for this camera is not usable", unreachable=True
+            )
+        scope = self.scope
         headers = {"Accept-Encoding": "identity"}
         extensions: dict[str, Any] = {}
         if self.target.server_name:
@@ -145,11 +148,11 @@ class CameraClient:
                 "the inventory's address for this camera is not usable", unreachable=True
             ) from None
         # For messages: the camera's own path ("command/ping"), never the secure id.
-        what = self._what(request.url)
+        what = self._what(scope, request.url)
         try:
             # The one gate every request passes: nothing leaves the camera's scope, so the
             # web login (and the secure id, in direct mode) go nowhere else.
-            self.scope.check(request.url)
+            scope.check(request.url)
         except OutOfScope as err:
             raise CameraError(f"{what}: refused to request {err}") from None
         try:
@@ -225,9 +228,9 @@ class CameraClient:
                 raise CameraError(f"{what}: answer longer than {_size(limit)}")
         return bytes(body)
 
-    def _what(self, url: httpx.URL) -> str:
+    def _what(self, scope: Scope, url: httpx.URL) -> str:
         raw = url.raw_path.decode("ascii", "replace").split("?", 1)[0]
-        prefix = self.scope.prefix
+        prefix = scope.prefix
         path = raw[len(prefix) :] if raw.startswith(prefix) else "a path outside the camera"
         return shown(self.target.scrub(path))
 
@@ -365,6 +368,8 @@ class CameraClient:
     def _follow(self, base: httpx.URL, reference: str, what: str) -> httpx.URL:
         """The URL a playlist names; an error when it leads out of the camera's scope."""
         try:
+            if self.scope is None:  # not reached: no request was made without a scope
+                raise OutOfScope("a URL without a usable camera address")
             return self.scope.resolve(base, reference)
         except OutOfScope as err:
             raise self._fail(what, f"names {err}; not followed") from None

@@ -107,14 +107,14 @@ def shown(value: Any, limit: int = MAX_SHOWN_CHARS) -> str:
     """A camera-chosen value as printable one-line ASCII of at most LIMIT characters."""
     text = value if isinstance(value, str) else repr(value)
     text = _UNPRINTABLE.sub("?", text[: limit * 4])
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def one_line(text: str, limit: int = 300) -> str:
     """Any message as one printable line (newlines and escapes from a camera cannot split it)."""
     text = " ".join(text.split())
     text = "".join(ch if ch.isprintable() else "?" for ch in text)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class BadJson(ValueError):

@@ -681,7 +681,7 @@ def check_firewall(sections: Sections, expected: bool) -> list[Check]:
                     "firewall",
                     FAIL,
                     "table inet presence_appliance is not loaded",
-                    "sudo systemctl restart presence-firewall (or run `presence-appliance install`)",
+                    "sudo systemctl reload presence-firewall (or run `presence-appliance install`)",
                 )
             )
         return checks

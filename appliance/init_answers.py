@@ -211,15 +211,6 @@ def propose(
     pi_networks: list[ipaddress.IPv4Network],
 ) -> Proposal:
     """Everything init writes, from the answers and the Pi's facts (cameras come later)."""
-    host_vars: dict[str, Any] = {"ansible_host": answers.pi_address}
-    if answers.ssh_user:
-        host_vars["ansible_user"] = answers.ssh_user
-    host_vars["ansible_become"] = True
-    if answers.ssh_port:
-        host_vars["ansible_port"] = answers.ssh_port
-    if answers.ssh_key:
-        host_vars["ansible_ssh_private_key_file"] = answers.ssh_key
-    host_vars.update(answers.host_vars)
     interface = answers.camera_interface or (
         "wlan0" if "wlan0" in wifi_interfaces else (wifi_interfaces or ["wlan0"])[0]
     )
@@ -245,4 +236,22 @@ def propose(
         },
         "cameras": [],
     }
-    return Proposal(answers.host_name, host_vars, group, web_password, passphrase)
+    return Proposal(answers.host_name, host_vars(answers), group, web_password, passphrase)
+
+
+def host_vars(answers: Answers) -> dict[str, Any]:
+    """How Ansible (and init's own checks) reach the Pi over SSH."""
+    found: dict[str, Any] = {"ansible_host": answers.pi_address}
+    if answers.ssh_user:
+        found["ansible_user"] = answers.ssh_user
+    found["ansible_become"] = True
+    if answers.ssh_port:
+        found["ansible_port"] = answers.ssh_port
+    if answers.ssh_key:
+        key = answers.ssh_key
+        # A relative path would break once the inventory is used from another directory.
+        found["ansible_ssh_private_key_file"] = (
+            key if key.startswith("~") else str(Path(key).resolve())
+        )
+    found.update(answers.host_vars)
+    return found

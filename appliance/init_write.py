@@ -50,6 +50,15 @@ def ensure_vault_password(path: Path) -> bool:
     return True
 
 
+def remove_vault_password(path: Path) -> None:
+    """Undo ensure_vault_password: the file, and its folder when nothing else is in it."""
+    path.unlink(missing_ok=True)
+    ignore = path.parent / ".gitignore"
+    if ignore.is_file() and [p.name for p in path.parent.iterdir()] == [".gitignore"]:
+        ignore.unlink()
+        path.parent.rmdir()
+
+
 class _Emitter:
     """Writes YAML block text with vault values for secret keys (by key name)."""
 

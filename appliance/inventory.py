@@ -8,12 +8,11 @@ what the roles will see.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 APPLIANCE_GROUP = "appliances"
 DEFAULT_INVENTORY = "inventory.yml"
@@ -42,6 +41,8 @@ class Inventory:
     loader: Any = field(default=None, repr=False)
     variable_manager: Any = field(default=None, repr=False)
     hosts: dict[str, Any] = field(default_factory=dict, repr=False)
+    # Ansible's own warnings while loading (one line each), printed by `validate`.
+    warnings: list[str] = field(default_factory=list)
 
     def appliance(self, name: str) -> Appliance:
         for appliance in self.appliances:
@@ -86,7 +87,11 @@ def vault_password_file_for(
 def load_inventory(
     path: str | os.PathLike[str], vault_password_file: str | None = None
 ) -> Inventory:
-    """Read PATH as Ansible would and return the appliances with their variables."""
+    """Read PATH as Ansible would and return the appliances with their variables.
+
+    Ansible's own warnings (a plugin that could not parse the file, ...) are captured, never
+    printed: a parse failure becomes one InventoryError naming the file, line and column.
+    """
     inventory_path = Path(path)
     if not inventory_path.exists():
         raise InventoryError(f"{inventory_path}: no such inventory file")
@@ -103,25 +108,102 @@ def load_inventory(
 
     loader = DataLoader()
     _set_vault_secrets(loader, vault_password_file)
-    try:
-        manager = InventoryManager(loader=loader, sources=[str(inventory_path)])
-        if not manager.list_hosts("all") and not _has_group(manager, APPLIANCE_GROUP):
-            raise InventoryError(
-                f"{inventory_path}: not an Ansible inventory (no hosts, no groups)"
-            )
-        variable_manager = VariableManager(loader=loader, inventory=manager)
-        group = manager.groups.get(APPLIANCE_GROUP)
-        hosts = sorted(group.get_hosts(), key=lambda h: h.name) if group else []
-        appliances = [_appliance(loader, variable_manager, host) for host in hosts]
-    except AnsibleError as err:
-        raise InventoryError(f"{inventory_path}: {_one_line(str(err))}") from None
+    with _captured_warnings() as captured:
+        try:
+            manager = InventoryManager(loader=loader, sources=[str(inventory_path)])
+            if captured.parse_failures and not manager._inventory.processed_sources:
+                raise InventoryError(_parse_failure(inventory_path, captured.parse_failures))
+            if not manager.list_hosts("all") and not _has_group(manager, APPLIANCE_GROUP):
+                raise InventoryError(
+                    f"{inventory_path}: not an Ansible inventory (no hosts, no groups)"
+                )
+            variable_manager = VariableManager(loader=loader, inventory=manager)
+            group = manager.groups.get(APPLIANCE_GROUP)
+            hosts = sorted(group.get_hosts(), key=lambda h: h.name) if group else []
+            appliances = [_appliance(loader, variable_manager, host) for host in hosts]
+        except AnsibleError as err:
+            raise InventoryError(f"{_where(err, inventory_path)}: {_message(err)}") from None
     return Inventory(
         path=inventory_path,
         appliances=appliances,
         loader=loader,
         variable_manager=variable_manager,
         hosts={h.name: h for h in hosts},
+        warnings=[f"{inventory_path}: {_one_line(w)}" for w in captured.warnings],
     )
+
+
+@dataclass
+class _Captured:
+    parse_failures: list[tuple[str, BaseException]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+@contextmanager
+def _captured_warnings() -> Iterator[_Captured]:
+    """Keep Ansible's warnings (it prints them to stderr, many lines each) for us to report."""
+    from ansible.utils.display import Display
+
+    display = Display()  # a singleton: the one every Ansible module prints through
+    captured = _Captured()
+
+    def warning(msg: str, *args: Any, **kwargs: Any) -> None:
+        captured.warnings.append(str(msg))
+
+    def error_as_warning(msg: str | None, exception: BaseException, *args: Any, **kw: Any) -> None:
+        if msg and "parse inventory" in msg:
+            captured.parse_failures.append((msg, exception))
+        else:
+            captured.warnings.append(f"{msg or ''} {exception}".strip())
+
+    def deprecated(msg: str, *args: Any, **kwargs: Any) -> None:
+        captured.warnings.append(f"deprecated: {msg}")
+
+    replaced = {"warning": warning, "error_as_warning": error_as_warning, "deprecated": deprecated}
+    for name, function in replaced.items():
+        setattr(display, name, function)
+    try:
+        yield captured
+    finally:
+        for name in replaced:
+            delattr(display, name)  # the class's own methods show through again
+
+
+def _parse_failure(path: Path, failures: list[tuple[str, BaseException]]) -> str:
+    """One line for "no inventory plugin could read PATH": the YAML plugin's reason unless
+    the file is named .ini (the ini plugin's complaint about YAML text would only mislead)."""
+
+    # 'auto' only says the file is no plugin configuration: the 'yaml' plugin says why.
+    order = (
+        ["'ini'", "'yaml'", "'auto'"] if path.suffix in {".ini", ".cfg"} else ["'yaml'", "'ini'"]
+    )
+
+    def rank(failure: tuple[str, BaseException]) -> int:
+        return next((i for i, name in enumerate(order) if name in failure[0]), len(order))
+
+    _, err = sorted(failures, key=rank)[0]
+    return f"{_where(err, path)}: not an inventory Ansible can read: {_message(err)}"
+
+
+def _where(err: BaseException, path: Path) -> str:
+    """`FILE: line L, column C` from the Origin Ansible attaches to its errors, when it has one."""
+    seen: BaseException | None = err
+    while seen is not None:
+        origin = getattr(seen, "obj", None)
+        line = getattr(origin, "line_num", None)
+        if line:
+            where = getattr(origin, "path", None) or str(path)
+            if Path(where).resolve() == path.resolve():
+                where = str(path)  # as the user named it, not Ansible's absolute form
+            column = getattr(origin, "col_num", None)
+            return f"{where}: line {line}" + (f", column {column}" if column else "")
+        seen = seen.__cause__
+    return str(path)
+
+
+def _message(err: BaseException) -> str:
+    text = getattr(err, "message", None) or str(err) or type(err).__name__
+    return _one_line(str(text))
 
 
 def _has_group(manager: Any, name: str) -> bool:
@@ -217,23 +299,10 @@ def _adjacent_vars_files(inventory_path: Path) -> list[Path]:
     return files
 
 
-class _VaultTolerantLoader(yaml.SafeLoader):
-    """A YAML loader that accepts Ansible's `!vault` and `!unsafe` tags, for syntax checks only."""
-
-
-def _any_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
-    if isinstance(node, yaml.ScalarNode):
-        return loader.construct_scalar(node)
-    if isinstance(node, yaml.SequenceNode):
-        return loader.construct_sequence(node)
-    return loader.construct_mapping(node)
-
-
-_VaultTolerantLoader.add_multi_constructor("!", _any_tag)
-
-
 def _check_yaml_syntax(path: Path) -> None:
-    """Report YAML syntax errors ourselves: Ansible only warns and carries on with nothing."""
+    """Report YAML syntax errors ourselves, with Ansible's own YAML reader (libyaml): Ansible
+    only warns and carries on with nothing, and another reader would disagree at the edges
+    (PyYAML reads a surrogate escape that libyaml refuses)."""
     if path.suffix not in {".yml", ".yaml", ""}:
         return
     try:
@@ -242,14 +311,21 @@ def _check_yaml_syntax(path: Path) -> None:
         raise InventoryError(f"{path}: cannot read: {_one_line(str(err))}") from None
     if text.startswith("$ANSIBLE_VAULT"):
         return  # a whole-file vault; Ansible decrypts it
+    from ansible.errors import AnsibleError
+    from ansible.parsing.dataloader import DataLoader
+
     try:
-        yaml.load(text, Loader=_VaultTolerantLoader)
-    except yaml.MarkedYAMLError as err:
-        mark = err.problem_mark or err.context_mark
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "somewhere"
-        raise InventoryError(f"{path}: {where}: YAML syntax error: {err.problem}") from None
-    except yaml.YAMLError as err:
-        raise InventoryError(f"{path}: YAML syntax error: {_one_line(str(err))}") from None
+        DataLoader().load(text, file_name=str(path.resolve()), show_content=False)
+    except AnsibleError as err:
+        problem = _message(err).removeprefix("YAML parsing failed: ").split(' in "<unicode')[0]
+        where = _where(err, path)
+        position = getattr(err.__cause__, "position", None)
+        if where == str(path) and isinstance(position, int):
+            # The reader's errors (a forbidden character) carry only an offset.
+            line = text.count("\n", 0, position) + 1
+            column = position - (text.rfind("\n", 0, position) + 1) + 1
+            where = f"{path}: line {line}, column {column}"
+        raise InventoryError(f"{where}: YAML syntax error: {problem}") from None
 
 
 def _one_line(text: str) -> str:

@@ -10,7 +10,6 @@ before the file is replaced atomically.
 from __future__ import annotations
 
 import ipaddress
-import json
 import os
 import re
 import shutil
@@ -42,9 +41,56 @@ class EditError(Exception):
 # Rendering values as YAML text
 
 
+# Jinja's delimiters: Ansible templates every inventory value, so an edit never writes them.
+TEMPLATE_MARKERS = ("{{", "{%", "{#")
+# A key an edit may write (a plain YAML key that needs no quoting and splits nothing).
+EDIT_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+
+
+def _raw_ok(char: str) -> bool:
+    """True when CHAR may stand unescaped in a quoted scalar and every YAML reader (libyaml as
+    Ansible uses it, PyYAML, ruamel) reads it back as itself: printable, not a line break
+    (YAML 1.1 breaks lines at NEL, U+2028 and U+2029), not a byte-order mark."""
+    code = ord(char)
+    return (
+        0x20 <= code <= 0x7E
+        or (0xA0 <= code <= 0xD7FF and code not in (0x2028, 0x2029))
+        or (0xE000 <= code <= 0xFFFD and code != 0xFEFF)
+        or 0x10000 <= code <= 0x10FFFF
+    )
+
+
+def double_quoted(text: str) -> str:
+    """TEXT as a YAML double-quoted scalar: characters outside the BMP stay as they are (UTF-8
+    in the file, never the surrogate pairs JSON would write, which YAML rejects); only what is
+    not printable is escaped, with the escape of its exact width."""
+    out = ['"']
+    for char in text:
+        if char in '"\\':
+            out.append("\\" + char)
+        elif _raw_ok(char):
+            out.append(char)
+        elif ord(char) <= 0xFF:
+            out.append(f"\\x{ord(char):02x}")
+        elif ord(char) <= 0xFFFF:
+            out.append(f"\\u{ord(char):04x}")
+        else:
+            out.append(f"\\U{ord(char):08x}")
+    out.append('"')
+    return "".join(out)
+
+
+# Characters a plain (unquoted) value may hold in a block *and* a flow (`{...}`) mapping.
+_PLAIN_PUNCTUATION = frozenset(" ._/+-=()~^$;")
+
+
 def _plain_ok(text: str) -> bool:
-    """True when TEXT reads back as the same string without quotes (YAML 1.1, as Ansible reads)."""
-    if not text or text != text.strip() or "\n" in text:
+    """True when TEXT reads back as the same string without quotes (YAML 1.1, as Ansible reads),
+    wherever it is written: letters, digits and a few harmless signs only (`,[]{}` end a value
+    in a flow mapping, `:` and `#` may start a key or a comment)."""
+    if not text or text != text.strip():
+        return False
+    if not all((c.isalnum() and _raw_ok(c)) or c in _PLAIN_PUNCTUATION for c in text):
         return False
     try:
         return yaml.safe_load(f"k: {text}\n") == {"k": text}
@@ -61,12 +107,28 @@ def render_scalar(key: str, value: Any, quote: str | None = None) -> str:
     if value is None:
         return "null"
     text = str(value)
-    if quote == "'" and "\n" not in text:
+    if any(0xD800 <= ord(c) <= 0xDFFF for c in text):
+        # A lone surrogate (undecodable bytes on the command line) is no Unicode text.
+        raise EditError(f"{key}: the value is not valid Unicode text")
+    if quote == "'" and all(_raw_ok(c) for c in text):
         return "'" + text.replace("'", "''") + "'"
     if quote == '"' or key == "mac" or not _plain_ok(text):
-        # JSON strings are valid YAML double-quoted scalars.
-        return json.dumps(text)
+        return double_quoted(text)
     return text
+
+
+def check_edit(path: Path, key: str, value: Any) -> None:
+    """Refuse what an edit must never write: a key that is not a plain name, or a value that
+    Ansible would run as a template (values come from the command line or Netatmo's cloud)."""
+    if not isinstance(key, str) or not EDIT_KEY.fullmatch(key):
+        raise EditError(f"{path}: {str(key)[:40]!r} is not a key name (letters, digits, _)")
+    if isinstance(value, str) and any(0xD800 <= ord(c) <= 0xDFFF for c in value):
+        raise EditError(f"{path}: {key}: the value is not valid Unicode text")
+    if isinstance(value, str) and any(m in value for m in TEMPLATE_MARKERS):
+        raise EditError(
+            f"{path}: {key}: a value may not contain '{{{{', '{{%' or '{{#' "
+            "(Ansible would run it as a template)"
+        )
 
 
 def vault_block(ciphertext: str, indent: int) -> str:
@@ -736,6 +798,8 @@ def add_camera_to(
     vault_password_file: str | None = None,
 ) -> None:
     """Append CAMERA to the list of HOST (default: the only appliance) in DOC."""
+    for key, value in camera.items():
+        check_edit(doc.path, key, value)
     target = doc.camera_list(doc.pick_host(host))
     target.doc.append_camera(target, camera_fields(camera, vault_password_file))
 
@@ -779,6 +843,8 @@ def set_camera_in(
     host: str | None = None,
     vault_password_file: str | None = None,
 ) -> None:
+    for key, value in changes.items():
+        check_edit(doc.path, key, value)
     for key, value in changes.items():
         cameras, index = doc.find_camera(name, host)
         path, edited = cameras.doc.path, cameras.doc

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,18 +18,25 @@ from typing import Any
 from appliance.countries import ISO_3166_ALPHA2
 
 NETATMO_OUI = "70:ee:50"
-CAMERA_NAME = re.compile(r"^[a-z0-9-]{1,32}$")
-MAC = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
-HEX = re.compile(r"^[0-9a-fA-F]+$")
-INTERFACE = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
+# Every pattern is anchored with \A...\Z (and used with fullmatch): a `$`-anchored match accepts a
+# trailing newline, which is exactly what `echo pw | ansible-vault encrypt_string` adds (and it
+# split config lines on the Pi). \Z keeps other modules' `.match()` calls exact too.
+CAMERA_NAME = re.compile(r"\A(?:[a-z0-9-]{1,32})\Z")
+MAC = re.compile(r"\A(?:[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5})\Z")
+HEX = re.compile(r"\A(?:[0-9a-fA-F]+)\Z")
+INTERFACE = re.compile(r"\A(?:[A-Za-z0-9_.-]{1,15})\Z")
 HOSTNAME = re.compile(
-    r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$"
+    r"\A(?=.{1,253}\Z)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?\Z"
 )
-WEB_USER = re.compile(r"^[A-Za-z0-9._@-]{1,64}$")
+WEB_USER = re.compile(r"\A(?:[A-Za-z0-9._@-]{1,64})\Z")
 # crypt(3) formats nginx accepts through libxcrypt: bcrypt and sha512-crypt.
 PASSWORD_HASH = re.compile(
-    r"^(\$2[aby]\$\d\d\$[./A-Za-z0-9]{53}|\$6\$(rounds=\d+\$)?[./A-Za-z0-9]{1,16}\$[./A-Za-z0-9]{86})$"
+    r"\A(?:\$2[aby]\$[0-9]{2}\$[./A-Za-z0-9]{53}|\$6\$(rounds=[0-9]+\$)?[./A-Za-z0-9]{1,16}\$[./A-Za-z0-9]{86})\Z"
 )
+# No string in the inventory may be longer (a file path is the longest honest value).
+MAX_STRING = 1024
+# A secure id is a path segment in the Pi's nginx config: hex, and bounded.
+MAX_SECURE_ID = 128
 CHANNELS = {
     "2.4": set(range(1, 14)),
     "5": {
@@ -64,7 +72,7 @@ CHANNELS_1_TO_11 = frozenset({"US", "CA", "TW", "PR", "GU", "AS", "VI", "MP", "U
 ISOLATION = ("ap_isolate", "vlan_per_camera")
 PEER_NAME = CAMERA_NAME  # remote_access peers: the same rule (names appear in file names)
 # A WireGuard key: 32 bytes in base64 (43 characters and one "=").
-WIREGUARD_KEY = re.compile(r"^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$")
+WIREGUARD_KEY = re.compile(r"\A(?:[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=)\Z")
 CLOUD = ("allow", "block")
 
 
@@ -167,6 +175,28 @@ SCHEMA: dict[str, Field] = {
                 "str", "Controller path of a certificate; null: self-signed.", nullable=True
             ),
             "tls_key": _f("str", "Controller path of its key; null: self-signed.", nullable=True),
+            "listen": _f(
+                "list",
+                "More addresses nginx listens on (the uplink's and loopback always).",
+                elements="str",
+            ),
+        },
+    ),
+    "firewall": _f(
+        "dict",
+        "The nftables firewall (optional).",
+        options={
+            "admin_sources": _f(
+                "list",
+                "CIDRs allowed SSH and direct camera access (empty: SSH from the LAN, no direct).",
+                elements="str",
+            ),
+            "cloud_domains": _f(
+                "list",
+                "Netatmo domains a cloud: allow camera may reach on TCP 443 (resolved by dnsmasq).",
+                elements="str",
+                default=["netatmo.net", "netatmo.com"],
+            ),
         },
     ),
     "cameras": _f(
@@ -256,11 +286,50 @@ def _type_ok(kind: str, value: Any) -> bool:
 
 def _coerce(kind: str, value: Any) -> Any:
     # YAML gives `band: 2.4` as a float and `channel: "6"` as a string; accept the obvious.
+    # Only plain ASCII digits: the template writes the string itself, so "6\n" or "٦" is no 6.
     if kind == "str" and isinstance(value, int | float) and not isinstance(value, bool):
         return str(value)
-    if kind == "int" and isinstance(value, str) and value.strip().isdigit():
+    if kind == "int" and isinstance(value, str) and value.isascii() and value.isdigit():
         return int(value)
     return value
+
+
+# Characters no inventory string may hold: C0 and C1 controls, DEL, and the Unicode line and
+# paragraph separators. Each one splits or ends a line in some config file on the Pi.
+_CONTROL_CATEGORIES = ("Cc", "Cs", "Zl", "Zp")
+
+
+def string_problem(value: str) -> str | None:
+    """What is wrong with any inventory string, whatever its key; never echoes the value (it
+    may be a decrypted secret)."""
+    bad = next((c for c in value if unicodedata.category(c) in _CONTROL_CATEGORIES), None)
+    if bad is not None:
+        hint = (
+            " (a vaulted value made with `echo`? use `echo -n` or `printf`)"
+            if value.endswith("\n")
+            else ""
+        )
+        return f"contains a control character (U+{ord(bad):04X}){hint}"
+    if len(value) > MAX_STRING:
+        return f"is {len(value)} characters long; at most {MAX_STRING}"
+    return None
+
+
+def _strings_problems(host: str, path: str, value: Any, out: list[Problem]) -> bool:
+    """Report every string under VALUE (any key, any depth) that string_problem refuses.
+    True when VALUE is clean."""
+    clean = True
+    if isinstance(value, str):
+        if msg := string_problem(value):
+            out.append(Problem(host, path, msg))
+            return False
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            clean &= _strings_problems(host, f"{path}.{key}", item, out)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            clean &= _strings_problems(host, f"{path}[{i}]", item, out)
+    return clean
 
 
 def _show(value: Any) -> str:
@@ -277,6 +346,9 @@ def _walk(host: str, path: str, spec: Field, value: Any, out: list[Problem]) -> 
             Problem(host, path, f"must be {_TYPE_NAMES.get(spec.type, spec.type)}, not null")
         )
         return None
+    if isinstance(value, str) and (msg := string_problem(value)):
+        out.append(Problem(host, path, msg))
+        return None  # unusable: the rules below would only repeat it
     value = _coerce(spec.type, value)
     if not _type_ok(spec.type, value):
         out.append(
@@ -326,7 +398,8 @@ def _walk_dict(
     for key in value:
         if key not in options and path:  # top-level vars may be anything; nested typos are not
             out.append(Problem(host, f"{path}.{key}", "unknown key (a typo?)", "warning"))
-            result[key] = value[key]
+            if _strings_problems(host, f"{path}.{key}", value[key], out):
+                result[key] = value[key]
     return result
 
 
@@ -357,6 +430,7 @@ def validate_appliance(
     subnet, pi, dhcp = _check_network(host, net, data.get("uplink_interface"), out)
     _check_ntp(host, data.get("ntp_upstream"), out)
     _check_web(host, web, out)
+    _check_firewall(host, data.get("firewall") or {}, out)
     _check_cameras(host, data.get("cameras") or [], wifi, subnet, pi, dhcp, out)
     remote = data.get("remote_access") or {}
     _check_wireguard(host, remote.get("wireguard"), subnet, out)
@@ -374,7 +448,7 @@ def _unresolved_message(reason: str) -> str:
 
 
 def passphrase_problem(value: str) -> str | None:
-    if len(value) == 64 and HEX.match(value):
+    if len(value) == 64 and HEX.fullmatch(value):
         return None
     if not 8 <= len(value) <= 63:
         return f"must be 8-63 characters (or 64 hex digits), not {len(value)}"
@@ -416,10 +490,10 @@ def _check_network(
     host: str, net: dict[str, Any], uplink: Any, out: list[Problem]
 ) -> tuple[Any, Any, tuple[Any, Any] | None]:
     iface = net.get("interface")
-    if isinstance(iface, str) and not INTERFACE.match(iface):
+    if isinstance(iface, str) and not INTERFACE.fullmatch(iface):
         out.append(Problem(host, "camera_network.interface", f"{iface!r} is not an interface name"))
     if isinstance(uplink, str):
-        if not INTERFACE.match(uplink):
+        if not INTERFACE.fullmatch(uplink):
             out.append(Problem(host, "uplink_interface", f"{uplink!r} is not an interface name"))
         elif uplink == iface:
             out.append(
@@ -538,13 +612,24 @@ def _check_ntp(host: str, upstream: Any, out: list[Problem]) -> None:
     if not upstream:
         out.append(Problem(host, "ntp_upstream", "needs at least one server"))
     for i, server in enumerate(upstream):
-        if isinstance(server, str) and not (HOSTNAME.match(server) or _is_ip(server)):
+        if isinstance(server, str) and not (HOSTNAME.fullmatch(server) or _is_ip(server)):
             out.append(
                 Problem(host, f"ntp_upstream[{i}]", f"{server!r} is not a host name or address")
             )
 
 
 def _is_ip(text: str) -> bool:
+    # No IPv6 scope (`fe80::1%eth0`): Python reads anything after `%` as the scope, spaces too.
+    if "%" in text:
+        return False
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_ip_address(text: str) -> bool:
     try:
         ipaddress.ip_address(text)
     except ValueError:
@@ -554,7 +639,7 @@ def _is_ip(text: str) -> bool:
 
 def _check_web(host: str, web: dict[str, Any], out: list[Problem]) -> None:
     server_name = web.get("server_name")
-    if isinstance(server_name, str) and not HOSTNAME.match(server_name):
+    if isinstance(server_name, str) and not HOSTNAME.fullmatch(server_name):
         out.append(Problem(host, "web.server_name", f"{server_name!r} is not a host name"))
     users = web.get("users")
     if isinstance(users, list):
@@ -566,7 +651,7 @@ def _check_web(host: str, web: dict[str, Any], out: list[Problem]) -> None:
                 continue
             name = user.get("name")
             if isinstance(name, str):
-                if not WEB_USER.match(name):
+                if not WEB_USER.fullmatch(name):
                     out.append(
                         Problem(
                             host,
@@ -588,7 +673,7 @@ def _check_web(host: str, web: dict[str, Any], out: list[Problem]) -> None:
                 )
             elif isinstance(password, str) and not password:
                 out.append(Problem(host, f"web.users[{i}].password", "must not be empty"))
-            elif isinstance(hashed, str) and not PASSWORD_HASH.match(hashed):
+            elif isinstance(hashed, str) and not PASSWORD_HASH.fullmatch(hashed):
                 out.append(
                     Problem(
                         host,
@@ -596,6 +681,11 @@ def _check_web(host: str, web: dict[str, Any], out: list[Problem]) -> None:
                         "is not a bcrypt ($2y$) or sha512-crypt ($6$) hash",
                     )
                 )
+    listen = web.get("listen")
+    if isinstance(listen, list):
+        for i, address in enumerate(listen):
+            if not isinstance(address, str) or not _is_ip_address(address):
+                out.append(Problem(host, f"web.listen[{i}]", f"{address!r} is not an IP address"))
     cert, key = web.get("tls_cert"), web.get("tls_key")
     if (cert is None) != (key is None):
         which = "tls_key" if cert is not None else "tls_cert"
@@ -606,6 +696,35 @@ def _check_web(host: str, web: dict[str, Any], out: list[Problem]) -> None:
                 "tls_cert and tls_key go together: give both, or neither for a self-signed certificate",
             )
         )
+
+
+def _check_firewall(host: str, firewall: dict[str, Any], out: list[Problem]) -> None:
+    sources = firewall.get("admin_sources")
+    if isinstance(sources, list):
+        for i, source in enumerate(sources):
+            if not isinstance(source, str):
+                continue
+            try:
+                ipaddress.ip_network(source, strict=True)
+            except ValueError as err:
+                out.append(
+                    Problem(
+                        host,
+                        f"firewall.admin_sources[{i}]",
+                        f"{source!r} is not an address or network ({err})",
+                    )
+                )
+    domains = firewall.get("cloud_domains")
+    if isinstance(domains, list):
+        if not domains:
+            out.append(Problem(host, "firewall.cloud_domains", "needs at least one domain"))
+        for i, domain in enumerate(domains):
+            if isinstance(domain, str) and not (
+                HOSTNAME.fullmatch(domain) and "." in domain.strip(".") and domain[-1] != "."
+            ):
+                out.append(
+                    Problem(host, f"firewall.cloud_domains[{i}]", f"{domain!r} is not a domain")
+                )
 
 
 def _check_cameras(
@@ -627,7 +746,7 @@ def _check_cameras(
         at = f"cameras[{i}]"
         name = cam.get("name")
         if isinstance(name, str):
-            if not CAMERA_NAME.match(name):
+            if not CAMERA_NAME.fullmatch(name):
                 out.append(
                     Problem(
                         host,
@@ -643,7 +762,7 @@ def _check_cameras(
                 names[name] = i
         mac = cam.get("mac")
         if isinstance(mac, str):
-            if not MAC.match(mac):
+            if not MAC.fullmatch(mac):
                 out.append(Problem(host, f"{at}.mac", f"{mac!r} is not a MAC address"))
             else:
                 norm = mac.lower()
@@ -688,10 +807,18 @@ def _check_cameras(
         if isinstance(secure_id, str):
             if not secure_id:
                 out.append(Problem(host, f"{at}.secure_id", "must not be empty"))
-            elif not HEX.match(secure_id):
+            elif not HEX.fullmatch(secure_id):
                 out.append(
                     Problem(host, f"{at}.secure_id", "must be hexadecimal (0-9, a-f)")
                 )  # never echo it
+            elif len(secure_id) > MAX_SECURE_ID:
+                out.append(
+                    Problem(
+                        host,
+                        f"{at}.secure_id",
+                        f"is {len(secure_id)} characters; at most {MAX_SECURE_ID}",
+                    )
+                )
             elif len(secure_id) != 32:
                 out.append(
                     Problem(
@@ -768,7 +895,7 @@ def _check_wireguard(host: str, wg: Any, camera_subnet: Any, out: list[Problem])
         where = f"{at}.peers[{i}]"
         name = peer.get("name")
         if isinstance(name, str):
-            if not PEER_NAME.match(name):
+            if not PEER_NAME.fullmatch(name):
                 out.append(
                     Problem(host, f"{where}.name", f"{name!r} must be 1-32 of a-z, 0-9 and '-'")
                 )
@@ -780,7 +907,7 @@ def _check_wireguard(host: str, wg: Any, camera_subnet: Any, out: list[Problem])
                 names[name] = i
         key = peer.get("public_key")
         if isinstance(key, str):
-            if not WIREGUARD_KEY.match(key):
+            if not WIREGUARD_KEY.fullmatch(key):
                 out.append(
                     Problem(
                         host, f"{where}.public_key", "is not a WireGuard key (44 base64 characters)"
@@ -808,16 +935,18 @@ def _check_wireguard(host: str, wg: Any, camera_subnet: Any, out: list[Problem])
 def endpoint_problem(endpoint: str) -> str | None:
     """Why ENDPOINT is not HOST:PORT (a host name, an IPv4 address or [IPv6]), or None."""
     host, sep, port = endpoint.rpartition(":")
-    if not sep or not port.isdigit() or not 1 <= int(port) <= 65535:
+    if not sep or not (port.isascii() and port.isdigit()) or not 1 <= int(port) <= 65535:
         return f"{endpoint!r} is not HOST:PORT (e.g. home.example.net:51820)"
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
         try:
+            if "%" in host:  # a scope: Python takes anything after `%`, spaces too
+                raise ValueError(host)
             ipaddress.IPv6Address(host)
         except ValueError:
             return f"{endpoint!r}: {host!r} is not an IPv6 address"
         return None
-    if not (HOSTNAME.match(host) or _is_ip(host)) or ":" in host:
+    if not (HOSTNAME.fullmatch(host) or _is_ip(host)) or ":" in host:
         return f"{endpoint!r}: {host!r} is not a host name or address"
     return None
 

@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
+from tests import property_cases
+
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "inventory.example.yml"
 
@@ -29,3 +31,10 @@ def write_inventory(path: Path, data: Any) -> Path:
 @pytest.fixture
 def example() -> dict[str, Any]:
     return example_data()
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Say how many generated (property-based) cases ran, per boundary."""
+    line = property_cases.summary()
+    if line:
+        terminalreporter.write_line(line)

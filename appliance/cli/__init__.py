@@ -50,6 +50,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "remote",
         "Remote viewing over WireGuard: add, list and remove phones.",
     ),
+    "firewall": (
+        "appliance.cli.firewall_cmd",
+        "firewall",
+        "Show per camera what each Pi's firewall allowed and dropped.",
+    ),
     "emulate": (
         "appliance.cli.emulate_cmd",
         "emulate",

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import functools
+import os
 import sys
+import traceback
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import click
@@ -18,6 +21,8 @@ from appliance.inventory import (
 F = TypeVar("F", bound=Callable[..., Any])
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
+# sysexits.h EX_SOFTWARE: a crash is a bug, never to be mistaken for bad input (exit 2).
+EXIT_BUG = 70
 
 
 def inventory_options(func: F) -> F:
@@ -81,7 +86,12 @@ def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
 
 
 def no_traceback(func: F) -> F:
-    """Turn any unexpected exception into a one-line error: a user never sees a traceback."""
+    """A crash (an exception nobody turned into a message) ends in one line and exit 70.
+
+    Not exit 2 and not `error: KeyError: ...`: a bug must not look like bad input, and tests
+    must be able to tell the two apart. The exception's text is left out (it may hold a
+    value from the inventory, a secret too); PRESENCE_DEBUG=1 shows the traceback instead.
+    """
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -90,7 +100,15 @@ def no_traceback(func: F) -> F:
         except (click.exceptions.Exit, click.ClickException, SystemExit, KeyboardInterrupt):
             raise
         except Exception as err:  # the last line of defence, on purpose
-            first = next((line for line in str(err).splitlines() if line.strip()), "")
-            fail(f"{type(err).__name__}: {first}".rstrip(": "), EXIT_USAGE)
+            if os.environ.get("PRESENCE_DEBUG"):
+                raise
+            frames = traceback.extract_tb(err.__traceback__)
+            where = f" in {Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else ""
+            click.echo(
+                f"internal error: {type(err).__name__}{where} - a bug in presence-appliance, "
+                "please report it (PRESENCE_DEBUG=1 shows the traceback)",
+                err=True,
+            )
+            sys.exit(EXIT_BUG)
 
     return wrapper  # type: ignore[return-value]

@@ -175,7 +175,7 @@ def init(
 
     Non-interactive with --answers FILE (or the flags) and --yes.
     """
-    from appliance.init_answers import propose
+    from appliance.init_answers import host_vars, propose
     from appliance.init_cameras import plan_cameras
     from appliance.init_preflight import run_preflight
     from appliance.init_write import (
@@ -183,6 +183,7 @@ def init(
         default_vault_file,
         ensure_vault_password,
         inventory_text,
+        remove_vault_password,
         write_inventory,
     )
 
@@ -210,9 +211,9 @@ def init(
         fail(str(err), EXIT_USAGE)
 
     # The host variables decide how ssh connects (user, key, port, extra options).
-    host_vars = propose(given, [], "", []).host_vars
+    connection = host_vars(given)
     click.echo(f"Checking {given.ssh_user}@{given.pi_address} over SSH:")
-    checks, facts = run_preflight(host_vars, given.host_name, given.camera_interface)
+    checks, facts = run_preflight(connection, given.host_name, given.camera_interface)
     for check in checks:
         click.echo(_status(check))
     if any(c.status == "fail" for c in checks):
@@ -228,6 +229,7 @@ def init(
         fail("nothing was written", EXIT_INVALID)
 
     vault_file = Path(vault_password_file) if vault_password_file else default_vault_file(path)
+    created = False
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         created = ensure_vault_password(vault_file)
@@ -236,10 +238,13 @@ def init(
         if problems:
             for problem in problems:
                 click.echo(problem, err=True)
-            fail(f"{path}: the proposed inventory is not valid; nothing was written", EXIT_INVALID)
+            raise WriteError(f"{path}: the proposed inventory is not valid; nothing was written")
         write_inventory(path, text, force)
     except (WriteError, OSError) as err:
-        fail(str(err), EXIT_USAGE)
+        if created:
+            # A password no inventory uses would only confuse the next run.
+            remove_vault_password(vault_file)
+        fail(str(err), EXIT_INVALID if isinstance(err, WriteError) else EXIT_USAGE)
 
     wifi = proposal.group_vars["wifi"]
     user = proposal.group_vars["web"]["users"][0]["name"]

@@ -32,6 +32,8 @@ def validate(inventory_path: str, vault_password_file: str | None) -> None:
         inventory = load_inventory(inventory_path, vault_password_file)
     except InventoryError as err:
         fail(str(err), EXIT_USAGE)
+    for warning in inventory.warnings:
+        click.echo(f"warning: {warning}", err=True)
     problems = validate_inventory(inventory)
     for problem in problems:
         click.echo(str(problem), err=problem.severity == "error")

@@ -73,6 +73,20 @@ def build_inventory(
         "tls_cert": None,
         "tls_key": None,
     }
+    # pa-wan (10.203.2.0/24) plays the internet: the firewall's private ranges name the
+    # lab's home network and camera subnets instead of all of 10.0.0.0/8.
+    group["firewall_private_v4"] = [
+        "0.0.0.0/8",
+        "10.203.0.0/23",
+        "10.203.16.0/20",
+        "100.64.0.0/10",
+        "127.0.0.0/8",
+        "169.254.0.0/16",
+        "172.16.0.0/12",
+        "192.168.0.0/16",
+        "224.0.0.0/4",
+        "240.0.0.0/4",
+    ]
     if hlsjs is not None:
         # The lab's Pis have no internet: the web role copies hls.js from the controller.
         group["web_hlsjs_src"] = str(hlsjs)

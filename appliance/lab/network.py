@@ -141,6 +141,9 @@ def build_pi_network(pi: Pi, plan: LabPlan, state: LabState) -> None:
     ip("addr", "add", f"{pi.address}/24", "dev", "eth0", netns=pi.netns)
     ip("link", "set", "eth0", "up", netns=pi.netns)
     ip("route", "add", "default", "via", topo.LAN_GATEWAY, netns=pi.netns)
+    # Like a home router with a static route to the Pi's camera subnet: the cameras are
+    # routable from the home network, so only the Pi's firewall keeps them unreachable.
+    ip("route", "add", f"{pi.camera_prefix}.0/24", "via", pi.address, netns=topo.LAN_NS)
     # The radio's interface exists in both isolation modes (hostapd's `interface=wlan0`).
     ip("link", "add", "wlan0", "type", "bridge", netns=pi.netns)
     ip("link", "set", "wlan0", "up", netns=pi.netns)

@@ -16,7 +16,10 @@ from click.testing import CliRunner
 from appliance.cli import main
 from tests.day2.conftest import inventory_text
 from tests.day2.hostile_camera import (
+    Behaviour,
     HostileCamera,
+    Peer,
+    Seen,
     answer,
     drip,
     endless,
@@ -148,7 +151,7 @@ def test_camera_strings_are_shown_cut_and_printable(camera, tmp_path):
     camera.routes["command/floodlight_set_config"] = put
     code, output = run(tmp_path, camera, "floodlight", camera.name, "on")
     assert code == 0, output
-    assert output == f"{camera.name}: floodlight mode=on intensity=?]0;owned??seco… night ?=on\n"
+    assert output == f"{camera.name}: floodlight mode=on intensity=?]0;owned??se... night ?=on\n"
 
 
 def test_a_huge_configuration_is_not_written_back(camera, tmp_path):
@@ -211,3 +214,22 @@ def test_snapshot_against_hostile_answers(behaviour, message, camera, tmp_path):
     assert one_error_line(output, camera) == message
     assert not out.exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".shot")] == []
+
+
+def test_a_command_is_cut_at_its_budget(camera, tmp_path, monkeypatch):
+    # Each answer within the per-request timeout; the command as a whole is cut at its
+    # budget (here 1 timeout; 4 normally), so three slow answers cannot add up.
+    monkeypatch.setattr("appliance.cli.camera_cmds.COMMAND_BUDGET_TIMEOUTS", 1)
+    for path in list(camera.routes):
+        camera.routes[path] = _late(camera.routes[path], float(TIMEOUT) * 0.6)
+    code, output = run(tmp_path, camera, "floodlight", camera.name, "on")
+    assert code == 1, output
+    assert one_error_line(output, camera) == f"no complete answer within {TIMEOUT} s"
+
+
+def _late(behaviour: Behaviour, seconds: float) -> Behaviour:
+    def behave(seen: Seen, peer: Peer) -> None:
+        peer.pause(seconds)
+        behaviour(seen, peer)
+
+    return behave

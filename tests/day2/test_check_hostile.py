@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+import yaml
 
 from appliance.check import CheckReport, run_check
 from appliance.inventory import load_inventory
@@ -91,7 +92,7 @@ def proxy_inventory(tmp_path: Path, pi: HostileCamera, cert: Path) -> Path:
         "secure_id": "ab" * 16,
         "cloud": "block",
     }
-    text = inventory_text([entry]).replace("127.0.0.1", PI_ADDRESS)
+    text = inventory_text([entry]).replace("127.0.0.1", pi.host)
     path = tmp_path / "inventory.yml"
     path.write_text(text)
     pin = tmp_path / ".presence-appliance" / "tls" / "pi.crt"
@@ -408,3 +409,18 @@ def test_the_cli_says_one_line_per_camera_and_exits_1(pi, pi_cert, elsewhere, tm
     assert "0/1 cameras pass" in done.stdout
     assert PASSWORD not in done.stdout + done.stderr
     assert elsewhere.connections == 0
+
+
+def test_an_unusable_inventory_address_is_one_cameras_failure(camera, tmp_path):
+    # Not from a camera, but the same rule: one camera's line, the others still checked.
+    good = direct_inventory(tmp_path, camera)
+    odd = {"name": "odd", "mac": "70:ee:50:00:00:02", "ip": "[::1", "secure_id": "ab" * 16}
+    data = yaml.safe_load(good.read_text())
+    data["all"]["children"]["appliances"]["vars"]["cameras"].insert(0, odd)
+    good.write_text(yaml.safe_dump(data))
+    report = bounded(lambda: run_check(load_inventory(good), direct=True, timeout=TIMEOUT))
+    reasons = {c.camera: c.reason for c in report.cameras}
+    assert reasons == {
+        "odd": "ping: the inventory's address for this camera is not usable",
+        camera.name: "",
+    }

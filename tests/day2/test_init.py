@@ -422,3 +422,15 @@ def test_cameras_from_a_netatmo_token(
     )
     assert result.exit_code == 1 and not inventory.exists()
     assert "Netatmo refused the token" in result.output and token not in result.output
+
+
+def test_invalid_typed_camera_writes_nothing(fake_ssh: Path, tmp_path: Path) -> None:
+    """The schema checks the proposed inventory first: a bad MAC leaves no file behind."""
+    cameras = [{"name": "gate", "mac": "70:ee:50:zz:00:01", "secure_id": "ab" * 16}]
+    answers = answers_file(tmp_path, cameras_from="manual", cameras=cameras)
+    inventory = tmp_path / "inventory.yml"
+    result = run("init", "--answers", str(answers), "--yes", "-i", str(inventory))
+    assert result.exit_code == 1
+    assert "cameras[0].mac" in result.output and "nothing was written" in result.output
+    assert "ab" * 16 not in result.output
+    assert not inventory.exists() and not (tmp_path / ".presence-appliance").exists()

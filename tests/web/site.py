@@ -199,10 +199,13 @@ class WebSite:
     ) -> subprocess.CompletedProcess[str]:
         return run(["ip", "netns", "exec", self.namespace, *argv], timeout=timeout, check=check)
 
-    def add_camera(self, name: str, emulated: bool = True) -> Camera:
+    def add_camera(
+        self, name: str, emulated: bool = True, ip: str | None = None, prefix: int = 29
+    ) -> Camera:
+        """A camera on the camera network; `ip`/`prefix` for one beyond the site's /29."""
         index = len(self.cameras) + 1
-        ip = self.camera_ip(index)
-        run(["ip", "addr", "add", f"{ip}/29", "dev", f"pawc{self.tag}"])
+        ip = ip or self.camera_ip(index)
+        run(["ip", "addr", "add", f"{ip}/{prefix}", "dev", f"pawc{self.tag}"])
         camera = Camera(
             name, ip, secrets.token_hex(16), emulated, log=self.root / f"camera-{name}.log"
         )
@@ -247,6 +250,10 @@ class WebSite:
             "web_log_dir": str(root / "log"),
             "web_pid_file": str(root / "run/nginx.pid"),
             "web_listen_addresses": [self.pi_ip],
+            "web_fail2ban_dir": str(root / "fail2ban"),
+            # Tests make many refused requests on purpose: the login limit is a test of its own.
+            "web_login_rate": "6000r/m",
+            "web_login_burst": 1000,
         }
         variables.update(overrides)
         return {"all": {"children": {"appliances": {"hosts": {"paw-pi": {}}, "vars": variables}}}}
@@ -285,6 +292,8 @@ class WebSite:
             (self.root / sub).mkdir(parents=True, exist_ok=True)
             (self.root / sub).chmod(mode)
         (self.root / "cache").mkdir(mode=0o700, exist_ok=True)
+        (self.root / "tmp/presence-gate").mkdir(mode=0o750, exist_ok=True)
+        shutil.chown(self.root / "tmp/presence-gate", "root", WEB_USER)
         shutil.chown(self.root / "cache", WEB_USER, WEB_USER)
         # The role's self-signed certificate, made the way tasks/tls.yml makes it.
         make_self_signed(
@@ -340,6 +349,11 @@ class WebSite:
         deadline = time.monotonic() + 10
         while not self._nginx_children() - before:
             assert time.monotonic() < deadline, "nginx started no new worker within 10 s"
+            time.sleep(0.05)
+        # ... and the old workers are gone: one still accepting would answer with the old
+        # config (also on the gate's socket, which every camera request goes through).
+        while self._nginx_children() & before:
+            assert time.monotonic() < deadline + 10, "nginx's old workers did not exit"
             time.sleep(0.05)
 
     def _nginx_children(self) -> set[int]:

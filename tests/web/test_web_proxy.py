@@ -95,15 +95,18 @@ def test_config_and_logins_are_private(site: WebSite) -> None:
     text = htpasswd.read_text()
     for password in site.users.values():
         assert password not in text
-    assert re.search(r"^admin:\$6\$[./0-9A-Za-z]{16}\$", text, re.M), text
+    assert re.search(r"^admin:\$2y\$05\$[./0-9A-Za-z]{53}$", text, re.M), text
     assert re.search(r"^viewer:\$2y\$", text, re.M), text
 
 
-def test_password_hash_is_the_same_on_every_render(site: WebSite) -> None:
+def test_password_hash_salt_is_random(site: WebSite) -> None:
+    # No predictable salt: the role keeps a stored hash instead (tests/web/test_web_logins.py).
     htpasswd = site.root / "etc/nginx/presence-appliance.htpasswd"
     before = htpasswd.read_bytes()
     site.render()
-    assert htpasswd.read_bytes() == before
+    assert htpasswd.read_bytes() != before
+    with site.client() as client:
+        assert client.get("/").status_code == 200
 
 
 # --- login --------------------------------------------------------------------------------
@@ -252,7 +255,9 @@ def test_tls_1_2_and_1_3_only(site: WebSite) -> None:
     assert "ssl_protocols TLSv1.2 TLSv1.3;" in site.conf.read_text()
     old = _handshake(site, "-tls1_1", "-cipher", "DEFAULT@SECLEVEL=0")
     assert old.returncode != 0
-    assert "Cipher is (NONE)" in old.stdout or "no protocols available" in old.stderr
+    # The server's protocol_version alert (70): not the client failing to offer TLS 1.1
+    # ("no protocols available"), which would prove nothing about the server.
+    assert "alert protocol version" in old.stderr, old.stderr
 
 
 # --- failures -------------------------------------------------------------------------------
@@ -406,8 +411,8 @@ def test_only_real_media_is_cached(fresh: WebSite) -> None:
         newest = variant_segments(client, quality="medium")[-1]
         path = f"/cameras/nord/live/files/medium/{newest}"
         nord.fault("html200", "live/files/medium/live")
-        for _ in range(2):
-            assert client.get(path).headers["content-type"].startswith("text/html")
+        for _ in range(2):  # an HTML page is refused (our 502), and not kept
+            assert client.get(path).status_code == 502
         nord.fault("none")
         assert client.get(path).headers["content-type"] == "video/mp2t"
         assert client.get(path).headers["content-type"] == "video/mp2t"
@@ -524,4 +529,5 @@ def test_forty_cameras_with_hyphenated_names_pass_nginx_t(site: WebSite, tmp_pat
     conf = tmp_path / "out" / str(tmp_path / "nginx.conf").lstrip("/")
     result = site.nginx_test(conf)
     assert result.returncode == 0, result.stderr
-    assert conf.read_text().count("location ~") == 40 * 6
+    # Per camera its six paths and a cache-only read in the gate; the public paths are shared.
+    assert conf.read_text().count("location ~") == 40 * 7 + 12

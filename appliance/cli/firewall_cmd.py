@@ -1,0 +1,93 @@
+"""`presence-appliance firewall`: per camera, from every Pi, what its firewall let through and dropped."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from appliance.cli.common import EXIT_INVALID, EXIT_USAGE, fail, inventory_options, no_traceback
+
+
+def _table(headers: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
+    for row in (headers, *rows):
+        click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+
+
+@click.command()
+@inventory_options
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
+@click.option(
+    "--limit",
+    type=click.IntRange(0, 1000),
+    default=5,
+    show_default=True,
+    help="Latest blocked attempts shown per camera.",
+)
+@no_traceback
+def firewall(
+    inventory_path: str, vault_password_file: str | None, as_json: bool, limit: int
+) -> None:
+    """Per camera, from every Pi over SSH: cloud policy, allowed VPN traffic, drops by kind
+    (to the Pi, another camera, the LAN, the internet, NTP elsewhere), blocked in the last
+    24 h, and the latest blocked attempts."""
+    from appliance.firewall import DROP_KINDS, collect, human_bytes, when
+    from appliance.inventory import InventoryError, load_inventory
+
+    try:
+        inventory = load_inventory(inventory_path, vault_password_file)
+    except InventoryError as err:
+        fail(str(err), EXIT_USAGE)
+    views = collect(inventory, limit)
+    failed = [v for v in views if v.error]
+    if as_json:
+        click.echo(json.dumps({"appliances": [v.to_dict() for v in views]}, indent=2))
+        raise SystemExit(EXIT_INVALID if failed else 0)
+    rows = []
+    attempts = []
+    for view in views:
+        if view.error:
+            continue
+        for cam in view.cameras:
+            vpn = cam["vpn"]
+            rows.append(
+                (
+                    view.appliance,
+                    cam["name"],
+                    cam["cloud"],
+                    f"{vpn['packets']} pkts / {human_bytes(vpn['bytes'])}",
+                    *(str(cam["drops"][kind]) for kind in DROP_KINDS),
+                    str(cam["blocked_24h"]),
+                )
+            )
+            for event in cam["recent"]:
+                port = "" if event["port"] is None else f":{event['port']}"
+                attempts.append(
+                    (
+                        view.appliance,
+                        cam["name"],
+                        when(event["time"]),
+                        event["kind"],
+                        event["protocol"],
+                        f"{event['destination']}{port}",
+                    )
+                )
+    _table(
+        ("appliance", "camera", "cloud", "vpn allowed", *(f"to {k}" for k in DROP_KINDS), "24h"),
+        rows,
+    )
+    if limit:
+        click.echo()
+        click.echo("latest blocked attempts:" if attempts else "latest blocked attempts: none")
+        if attempts:
+            _table(("appliance", "camera", "time", "kind", "proto", "destination"), attempts)
+    for view in views:
+        if view.revert_pending:
+            click.echo(f"note: {view.appliance}: a new ruleset waits for confirmation")
+        elif not view.error and not view.loaded:
+            click.echo(f"warning: {view.appliance}: the firewall table is not loaded", err=True)
+    for view in failed:
+        click.echo(f"error: {view.error}", err=True)
+    if failed:
+        raise SystemExit(EXIT_INVALID)

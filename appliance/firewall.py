@@ -1,0 +1,152 @@
+"""Read each Pi's firewall view over SSH (cloud policy, VPN traffic, drops, latest attempts)."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from appliance.leases import ssh_command
+
+HELPER = "/usr/local/sbin/presence-firewall"
+SSH_TIMEOUT = 30.0
+DROP_KINDS = ("pi", "camera", "lan", "internet", "ntp")
+_UNSAFE = re.compile(r"[^\x20-\x7e]")
+
+
+class FirewallError(Exception):
+    """The firewall view of one Pi could not be read; one line."""
+
+
+@dataclass
+class PiView:
+    """One Pi's answer, or the reason there is none."""
+
+    appliance: str
+    cameras: list[dict[str, Any]] = field(default_factory=list)
+    revert_pending: bool = False
+    loaded: bool = False
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "appliance": self.appliance,
+            "loaded": self.loaded,
+            "revert_pending": self.revert_pending,
+            "cameras": self.cameras,
+            "error": self.error,
+        }
+
+
+def clean(value: Any) -> str:
+    """Text from the Pi, safe to print (no control characters, bounded)."""
+    return _UNSAFE.sub("?", str(value))[:80]
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+
+def _camera(raw: Any) -> dict[str, Any] | None:
+    """One camera of the helper's JSON, keeping only the expected fields and types."""
+    if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
+        return None
+    drops = raw.get("drops") if isinstance(raw.get("drops"), dict) else {}
+    vpn = raw.get("vpn") if isinstance(raw.get("vpn"), dict) else {}
+    recent = []
+    for event in raw.get("recent") or []:
+        if isinstance(event, dict):
+            recent.append(
+                {
+                    "time": _count(event.get("time")),
+                    "kind": clean(event.get("kind", "")),
+                    "destination": clean(event.get("destination") or "-"),
+                    "protocol": clean(event.get("protocol") or "-"),
+                    "port": _count(event.get("port")) or None,
+                }
+            )
+    return {
+        "name": clean(raw["name"]),
+        "cloud": clean(raw.get("cloud", "")),
+        "vpn": {"packets": _count(vpn.get("packets")), "bytes": _count(vpn.get("bytes"))},
+        "drops": {kind: _count(drops.get(kind)) for kind in DROP_KINDS},
+        "blocked_24h": _count(raw.get("blocked_24h")),
+        "recent": recent,
+    }
+
+
+def parse_view(appliance: str, text: str) -> PiView:
+    """The helper's `show` JSON, treated as hostile input."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        raise FirewallError(
+            f"{appliance}: the firewall helper answered something not JSON"
+        ) from None
+    if not isinstance(data, dict) or not isinstance(data.get("cameras"), list):
+        raise FirewallError(f"{appliance}: the firewall helper's answer has no camera list")
+    cameras = [c for c in map(_camera, data["cameras"]) if c is not None]
+    return PiView(
+        appliance=appliance,
+        cameras=cameras,
+        revert_pending=data.get("revert_pending") is True,
+        loaded=data.get("loaded") is True,
+    )
+
+
+def read_view(
+    appliance: str, variables: dict[str, Any], limit: int, timeout: float = SSH_TIMEOUT
+) -> PiView:
+    """Ask one Pi's firewall helper (sudo, as Ansible's become) for its view."""
+    remote = ["sudo", "-n", HELPER, "show", "--limit", str(limit)]
+    local = variables.get("ansible_connection") == "local"
+    cmd = remote if local else ssh_command(appliance, variables, remote)
+    try:
+        proc = subprocess.run(
+            cmd,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
+    except FileNotFoundError:
+        raise FirewallError(f"{appliance}: `{cmd[0]}` is not installed") from None
+    except subprocess.TimeoutExpired:
+        raise FirewallError(f"{appliance}: no answer over SSH within {timeout:g} s") from None
+    if proc.returncode == 0:
+        return parse_view(appliance, proc.stdout)
+    lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
+    last = clean(lines[-1].strip()) if lines else f"exit {proc.returncode}"
+    if proc.returncode == 255 and not local:
+        raise FirewallError(f"{appliance}: SSH failed: {last}")
+    if "command not found" in last or "No such file" in last:
+        raise FirewallError(f"{appliance}: no firewall on this Pi yet (run install)")
+    raise FirewallError(f"{appliance}: reading the firewall failed: {last}")
+
+
+def collect(inventory: Any, limit: int) -> list[PiView]:
+    """Every Pi's view, in inventory order; a Pi that cannot be read carries its error."""
+    views = []
+    for appliance in inventory.appliances:
+        try:
+            views.append(read_view(appliance.name, appliance.vars, limit))
+        except FirewallError as err:
+            views.append(PiView(appliance=appliance.name, error=str(err)))
+    return views
+
+
+def when(epoch: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch)) if epoch else "-"
+
+
+def human_bytes(count: int) -> str:
+    size = float(count)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{count} B"

@@ -1,0 +1,403 @@
+"""The firewall on the booted lab Pi, provisioned by the real playbook: two cameras, cam1
+`cloud: block` and cam2 `cloud: allow`; every bullet of issue 10's "Tests that show it"."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from appliance.lab import pi as lab_pi
+from appliance.lab.handle import Lab
+from appliance.lab.plan import LAN_GATEWAY, WAN_ADDR, WAN_NTP, WAN_VPN
+from appliance.lab.state import LabState
+
+pytestmark = pytest.mark.lab
+
+PROBE = Path(__file__).resolve().parents[1] / "roles" / "fw_probe.py"
+TABLE = "presence_appliance"
+
+
+def _recap_changed(result: subprocess.CompletedProcess[str]) -> int:
+    counts = re.findall(r"^\s+\S+\s+\S+\s+ok=\d+ changed=(\d+)", result.stdout, re.M)
+    assert counts, result.stdout[-3000:] + result.stderr[-2000:]
+    return sum(int(n) for n in counts)
+
+
+def write_inventory(lab: Lab, name: str, **group_vars: Any) -> Path:
+    """The lab's inventory with cam2 `cloud: allow` (and GROUP_VARS), next to the original
+    (same controller directory: the pinned certificate stays valid)."""
+    data = yaml.safe_load(lab.inventory_path.read_text())
+    group = data["all"]["children"]["appliances"]["vars"]
+    group["cameras"][0]["cloud"] = "block"
+    group["cameras"][1]["cloud"] = "allow"
+    group.update(group_vars)
+    path = lab.root / name
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    path.chmod(0o600)
+    return path
+
+
+def install(lab: Lab, inventory: Path) -> subprocess.CompletedProcess[str]:
+    return lab.cli("install", "-i", str(inventory), "--no-check", timeout=900)
+
+
+def probe(lab: Lab, ns: str, kind: str, host: str, port: int) -> str:
+    """The answer through the firewall ('' = dropped), bounded by 2 s."""
+    argv = [sys.executable, str(PROBE), "probe", kind, host, str(port), "--timeout", "2"]
+    result = lab.run_in(ns, *argv, check=False, timeout=20)
+    return result.stdout.strip() if result.returncode == 0 else ""
+
+
+def counters(lab: Lab) -> dict[str, int]:
+    out = lab.pi_exec("nft", "-j", "list", "counters", "table", "inet", TABLE).stdout
+    return {
+        i["counter"]["name"]: i["counter"]["packets"]
+        for i in json.loads(out)["nftables"]
+        if "counter" in i
+    }
+
+
+def wait_for(what: str, condition: Any, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"{what}: not within {timeout:.0f} s"
+        time.sleep(0.5)
+
+
+@pytest.fixture(scope="module")
+def fw(lab_session: Any) -> Iterator[Lab]:
+    """The lab provisioned with cam1 block, cam2 allow; a resolver for netatmo.net in pa-lan
+    (the Pi's upstream DNS) answering the VPN stand-in's address."""
+    lab = lab_session.ensure_up()
+    resolver = subprocess.Popen(
+        ["ip", "netns", "exec", "pa-lan", "dnsmasq", "--keep-in-foreground", "--no-resolv",
+         "--no-hosts", "--conf-file=/dev/null", f"--listen-address={LAN_GATEWAY}",
+         "--bind-interfaces", f"--address=/netatmo.net/{WAN_VPN}",
+         f"--pid-file={lab.root / 'fw-resolver.pid'}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    try:
+        result = install(lab, write_inventory(lab, "inventory-firewall.yml"))
+        assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+        for cam in ("cam1", "cam2"):
+            lab.wait_camera_lease(cam, timeout=60)
+        yield lab
+    finally:
+        os.killpg(resolver.pid, signal.SIGTERM)
+        resolver.wait(10)
+
+
+def cam_ip(lab: Lab, name: str) -> str:
+    return lab.plan.camera(name).ip
+
+
+def test_camera_gets_dhcp_dns_ntp_from_the_pi_but_not_ssh_or_https(fw: Lab) -> None:
+    pi = fw.plan.pi("pi")
+    gateway = pi.camera_gateway
+    lease = fw.wait_camera_lease("cam1")
+    assert lease["ip"] == cam_ip(fw, "cam1") and lease["ntpsrv"] == [gateway]
+    dns = fw.run_in(
+        "cam-cam1", sys.executable, str(PROBE), "dns", gateway, "cam2.cameras.home.arpa"
+    )
+    assert dns.stdout.split() == [cam_ip(fw, "cam2")], dns.stdout
+    ntp = fw.run_in("cam-cam1", "ntpdig", "-t", "3", gateway, check=False, timeout=20)
+    assert ntp.returncode == 0, ntp.stdout + ntp.stderr
+    before = counters(fw)["cam_cam1_drop_pi"]
+    for port in (22, 443):
+        assert probe(fw, "cam-cam1", "tcp", gateway, port) == ""
+        assert probe(fw, "cam-cam1", "tcp", pi.address, port) == ""
+    assert counters(fw)["cam_cam1_drop_pi"] >= before + 4
+
+
+def test_camera_to_home_network_is_dropped_and_counted(fw: Lab) -> None:
+    for cam in ("cam1", "cam2"):
+        before = counters(fw)[f"cam_{cam}_drop_lan"]
+        assert probe(fw, f"cam-{cam}", "tcp", LAN_GATEWAY, 8080) == ""
+        assert probe(fw, f"cam-{cam}", "udp", LAN_GATEWAY, 9999) == ""
+        assert counters(fw)[f"cam_{cam}_drop_lan"] >= before + 2
+
+
+def test_vpn_reaches_the_internet_for_the_allowed_camera_only(fw: Lab) -> None:
+    sent = "import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); " + "; ".join(
+        f"s.sendto(b'x', ('{WAN_VPN}', {port}))" for port in (500, 4500)
+    )
+    before, vpn_before = fw.counters(), counters(fw)["cam_cam2_vpn"]
+    fw.run_in("cam-cam1", sys.executable, "-c", sent)  # cloud: block
+    fw.run_in("cam-cam2", sys.executable, "-c", sent)  # cloud: allow
+    wait_for("cam2's VPN datagrams at pa-wan", lambda: fw.counters()["vpn"].get(4500, 0)
+             > before["vpn"].get(4500, 0) and fw.counters()["vpn"].get(500, 0)
+             > before["vpn"].get(500, 0), 10)  # fmt: skip
+    time.sleep(1)  # cam1's datagrams, had they passed, would be counted by now
+    after = fw.counters()
+    for port in (500, 4500):
+        assert after["vpn"][port] == before["vpn"].get(port, 0) + 1, (port, after["vpn"])
+    assert counters(fw)["cam_cam2_vpn"] >= vpn_before + 2
+    # Source NAT: pa-wan sees the Pi's home-network address, not the camera's.
+    listener = subprocess.Popen(
+        ["ip", "netns", "exec", "pa-wan", sys.executable, str(PROBE), "listen", "--address",
+         WAN_ADDR, "--udp", "4500"],
+        stdout=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        assert listener.stdout is not None and listener.stdout.readline().strip() == "listening"
+        assert probe(fw, "cam-cam2", "udp", WAN_ADDR, 4500) == f"from {fw.plan.pi('pi').address}"
+        assert probe(fw, "cam-cam1", "udp", WAN_ADDR, 4500) == ""
+    finally:
+        os.killpg(listener.pid, signal.SIGTERM)
+        listener.wait(10)
+
+
+def test_https_only_to_netatmo_addresses_and_ntp_elsewhere_dropped(fw: Lab) -> None:
+    sink = f"{WAN_VPN}/tcp/443"
+    seen = fw.counters()["by_destination"].get(sink, 0)
+    drops = counters(fw)
+    # Before a lookup the address is unknown: dropped for both cameras.
+    assert probe(fw, "cam-cam2", "tcp", WAN_VPN, 443) == ""
+    assert probe(fw, "cam-cam2", "tcp", WAN_ADDR, 443) == ""
+    assert fw.counters()["by_destination"].get(sink, 0) == seen
+    # The camera asks the Pi for netatmo.net: dnsmasq puts the answer into the set.
+    gateway = fw.plan.pi("pi").camera_gateway
+    dns = fw.run_in("cam-cam2", sys.executable, str(PROBE), "dns", gateway, "api.netatmo.net")
+    assert dns.stdout.split() == [WAN_VPN], dns.stdout
+    elements = fw.pi_exec("nft", "list", "set", "inet", TABLE, "netatmo_v4").stdout
+    assert WAN_VPN in elements, elements
+    probe(fw, "cam-cam2", "tcp", WAN_VPN, 443)  # nothing listens there: pa-wan's sink counts it
+    wait_for(
+        "cam2's HTTPS at pa-wan", lambda: fw.counters()["by_destination"].get(sink, 0) > seen, 5
+    )
+    reached = fw.counters()["by_destination"][sink]
+    assert probe(fw, "cam-cam1", "tcp", WAN_VPN, 443) == ""  # cloud: block
+    assert probe(fw, "cam-cam2", "tcp", WAN_ADDR, 443) == ""  # not Netatmo's
+    ntp = fw.run_in("cam-cam2", "ntpdig", "-t", "2", WAN_NTP, check=False, timeout=20)
+    assert ntp.returncode != 0
+    after = counters(fw)
+    assert fw.counters()["by_destination"][sink] == reached
+    assert after["cam_cam1_drop_internet"] > drops["cam_cam1_drop_internet"]
+    assert after["cam_cam2_drop_internet"] >= drops["cam_cam2_drop_internet"] + 3
+    assert after["cam_cam2_drop_ntp"] > drops["cam_cam2_drop_ntp"]
+    assert after["cam_cam2_cloud"] > drops["cam_cam2_cloud"]
+
+
+def test_home_network_reaches_the_pi_but_not_the_cameras(fw: Lab) -> None:
+    pi = fw.plan.pi("pi")
+    route = fw.run_in("lan", "ip", "route", "get", cam_ip(fw, "cam1")).stdout
+    assert f"via {pi.address}" in route  # routable: only the firewall stands in the way
+    before = counters(fw)["lan_drop_cameras"]
+    assert probe(fw, "lan", "tcp", cam_ip(fw, "cam1"), 80) == ""
+    assert fw.run_in(
+        "lan", "ping", "-c", "1", "-W", "1", cam_ip(fw, "cam2"), check=False
+    ).returncode
+    assert counters(fw)["lan_drop_cameras"] >= before + 2
+    assert probe(fw, "lan", "tcp", pi.address, 22).startswith("SSH-2.0-")
+    https = fw.run_in("lan", "curl", "-sk", "-o", "/dev/null", "-w", "%{http_code}", "-m", "5",
+                      f"https://{pi.address}/", check=False)  # fmt: skip
+    assert https.stdout == "401"
+
+
+def test_drops_are_logged_with_the_camera_name_by_ulogd(fw: Lab) -> None:
+    probe(fw, "cam-cam1", "udp", LAN_GATEWAY, 9999)
+    log = "/var/log/ulog/presence-firewall.json"
+
+    def logged() -> list[dict[str, Any]]:
+        text = fw.pi_exec("cat", log, check=False).stdout
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+    wait_for("a cam1 lan drop in the JSON log", lambda: any(
+        e.get("oob.prefix") == "pa cam=cam1 kind=lan " for e in logged()), 10)  # fmt: skip
+    entry = next(e for e in logged() if e.get("oob.prefix") == "pa cam=cam1 kind=lan ")
+    assert entry["src_ip"] == cam_ip(fw, "cam1") and entry["dest_ip"] == LAN_GATEWAY
+
+
+def test_block_to_allow_changes_that_camera_only_and_keeps_ssh_sessions(fw: Lab) -> None:
+    units = ("dnsmasq", "hostapd", "nginx", "chrony")
+
+    def started() -> dict[str, str]:
+        return {
+            u: fw.pi_exec("systemctl", "show", "-P", "ExecMainStartTimestampMonotonic", u).stdout
+            for u in units
+        }
+
+    def table() -> list[str]:
+        text = fw.pi_exec("nft", "list", "table", "inet", TABLE).stdout
+        # counters move on their own; elements of the dynamic sets too
+        return [re.sub(r"packets \d+ bytes \d+", "", line) for line in text.splitlines()
+                if "expires" not in line]  # fmt: skip
+
+    pi = fw.plan.pi("pi")
+    session = subprocess.Popen(
+        ["ip", "netns", "exec", "pa-lan", "ssh", "-i", str(fw.ssh_key), "-o", "BatchMode=yes",
+         "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+         "-o", "LogLevel=ERROR", f"pi@{pi.address}",
+         "while read line; do echo got-$line; done"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        assert session.stdin and session.stdout
+        session.stdin.write("before\n")
+        session.stdin.flush()
+        assert session.stdout.readline().strip() == "got-before"
+        units_before, table_before, drops_before = started(), table(), counters(fw)
+        # cam1: block -> allow
+        inventory = write_inventory(fw, "inventory-firewall2.yml")
+        data = yaml.safe_load(inventory.read_text())
+        data["all"]["children"]["appliances"]["vars"]["cameras"][0]["cloud"] = "allow"
+        inventory.write_text(yaml.safe_dump(data, sort_keys=False))
+        result = install(fw, inventory)
+        assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+        assert started() == units_before, "a service other than the firewall restarted"
+        changed = [line for line in table() if line not in table_before]
+        assert changed and all("cam1" in line or line.strip().startswith(("oifname", "}"))
+                               for line in changed), changed  # fmt: skip
+        assert counters(fw)["cam_cam2_drop_lan"] >= drops_before["cam_cam2_drop_lan"]  # kept
+        session.stdin.write("after\n")
+        session.stdin.flush()
+        assert session.stdout.readline().strip() == "got-after"
+        again = install(fw, inventory)
+        assert again.returncode == 0 and _recap_changed(again) == 0, again.stdout[-3000:]
+    finally:
+        os.killpg(session.pid, signal.SIGTERM)
+        session.wait(10)
+        # back to cam1 block for the other tests
+        assert install(fw, write_inventory(fw, "inventory-firewall.yml")).returncode == 0
+
+
+def test_a_lockout_ruleset_is_reverted_by_the_pi_itself(fw: Lab) -> None:
+    pi = fw.plan.pi("pi")
+    locked = write_inventory(fw, "inventory-lockout.yml", firewall_test_block_ssh=True)
+    result = install(fw, locked)
+    assert result.returncode != 0, "an apply that locks SSH out was confirmed"
+    assert "Confirm the new ruleset" in result.stdout, result.stdout[-3000:]
+
+    def ssh_open() -> bool:
+        return probe(fw, "lan", "tcp", pi.address, 22).startswith("SSH-2.0-")
+
+    # The Pi undoes it after its 60 s timer, without any help from the controller.
+    wait_for("SSH back after the Pi's revert", ssh_open, 120)
+    live = fw.pi_exec("nft", "list", "table", "inet", TABLE).stdout
+    assert "ct state new drop" not in live
+    assert (
+        "reverted" in fw.pi_exec("cat", "/var/lib/presence-appliance/firewall/reverted.log").stdout
+    )
+    again = install(fw, write_inventory(fw, "inventory-firewall.yml"))
+    assert again.returncode == 0, again.stdout[-3000:]
+
+
+def test_firewall_command_shows_policy_vpn_drops_and_latest_attempts(fw: Lab) -> None:
+    probe(fw, "cam-cam1", "tcp", LAN_GATEWAY, 8080)
+    result = fw.cli("firewall", "-i", str(fw.root / "inventory-firewall.yml"), "--json",
+                    "--limit", "50", timeout=120)  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    (view,) = json.loads(result.stdout)["appliances"]
+    assert view["loaded"] is True and view["error"] is None
+    cams = {c["name"]: c for c in view["cameras"]}
+    assert cams["cam1"]["cloud"] == "block" and cams["cam2"]["cloud"] == "allow"
+    assert cams["cam2"]["vpn"]["packets"] >= 2 and cams["cam1"]["vpn"]["packets"] == 0
+    for kind in ("pi", "lan", "internet"):
+        assert cams["cam1"]["drops"][kind] >= 1, (kind, cams["cam1"]["drops"])
+    assert cams["cam2"]["drops"]["ntp"] >= 1
+    kinds = {
+        (e["kind"], e["protocol"], e["destination"], e["port"]) for e in cams["cam1"]["recent"]
+    }
+    assert ("lan", "tcp", LAN_GATEWAY, 8080) in kinds, kinds
+    table = fw.cli("firewall", "-i", str(fw.root / "inventory-firewall.yml"), timeout=120)
+    assert table.returncode == 0, table.stderr
+    assert re.search(r"^lab-pi\s+cam2\s+allow\s+\d+ pkts", table.stdout, re.M), table.stdout
+    assert "latest blocked attempts:" in table.stdout and f"{LAN_GATEWAY}:8080" in table.stdout
+    secure_ids = [
+        c["secure_id"] for c in fw.inventory["all"]["children"]["appliances"]["vars"]["cameras"]
+    ]
+    assert not any(s in result.stdout + table.stdout for s in secure_ids)
+
+
+def test_dashboard_tile_shows_cloud_policy_and_blocked_in_24h(fw: Lab, tmp_path: Path) -> None:
+    probe(fw, "cam-cam1", "udp", LAN_GATEWAY, 9999)
+    fw.pi_exec("/usr/local/sbin/presence-firewall", "report")  # what the minutely timer runs
+    group = fw.inventory["all"]["children"]["appliances"]["vars"]
+    user = group["web"]["users"][0]
+    netrc = tmp_path / "netrc"
+    netrc.write_text(
+        f"machine {fw.plan.pi('pi').address} login {user['name']} password {user['password']}\n"
+    )
+    netrc.chmod(0o600)
+
+    def get(path: str) -> str:
+        url = f"https://{fw.plan.pi('pi').address}/{path}"
+        return fw.run_in("lan", "curl", "-sfk", "-m", "5", "--netrc-file", str(netrc), url).stdout
+
+    summary = json.loads(get("firewall.json"))
+    assert summary["cameras"]["cam1"]["cloud"] == "block"
+    assert summary["cameras"]["cam2"]["cloud"] == "allow"
+    assert summary["cameras"]["cam1"]["blocked_24h"] >= 1
+    page = get("")
+    assert 'data-role="firewall" data-cloud="block"' in page
+    assert "firewall.json" in get("app.js")
+    for cam in group["cameras"]:
+        assert cam["secure_id"] not in json.dumps(summary)
+
+
+def test_direct_camera_access_only_from_admin_sources(fw: Lab) -> None:
+    """`check --direct` (and `camera --direct`) from the home network: refused by default, allowed
+    from firewall.admin_sources; the default way through the Pi's proxy works either way."""
+    plain = fw.root / "inventory-firewall.yml"
+
+    def check(inventory: Path, *extra: str) -> dict[str, Any]:
+        result = fw.cli("check", "-i", str(inventory), "--json", "--timeout", "3", *extra,
+                        timeout=180)  # fmt: skip
+        return json.loads(result.stdout)
+
+    assert check(plain)["ok"] is True
+    assert check(plain, "--direct")["ok"] is False
+    admin = write_inventory(
+        fw, "inventory-admin.yml", firewall={"admin_sources": [f"{LAN_GATEWAY}/32"]}
+    )
+    try:
+        result = install(fw, admin)
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+        report = check(admin, "--direct")
+        assert report["ok"] is True and report["direct"] is True, report
+    finally:
+        assert install(fw, plain).returncode == 0
+
+
+def _reboot(lab: Lab) -> None:
+    """Reboot the lab Pi: its systemd reboots, nspawn exits; boot it again on the same overlay."""
+    state = LabState.load(lab.root)
+    pi = lab.plan.pi("pi")
+    old = next(p for p in state.data["processes"] if p["role"] == f"nspawn-{pi.host}")
+    subprocess.run(["nsenter", "-t", str(lab.pi_leader()), "-a", "systemctl", "reboot"],
+                   capture_output=True, timeout=30)  # fmt: skip
+    wait_for("nspawn to exit", lambda: not Path(f"/proc/{old['pid']}").exists()
+             or "zombie" in Path(f"/proc/{old['pid']}/status").read_text(), 60)  # fmt: skip
+    state.data["processes"].remove(old)
+    state.save()
+    merged = lab_pi.pi_dir(lab.root, pi) / "merged"
+    leader = lab_pi.boot(lab.root, pi, merged, state)
+    lab_pi.wait_booted(leader, timeout=120)
+    lab_pi.wait_ssh(pi, lab.ssh_key, "pa-lan", timeout=60)
+
+
+def test_reboot_brings_the_ruleset_back_before_hostapd(fw: Lab) -> None:
+    _reboot(fw)
+
+    def timestamp(unit: str, prop: str) -> int:
+        return int(fw.pi_exec("systemctl", "show", "-P", prop, unit).stdout.strip() or 0)
+
+    loaded = timestamp("presence-firewall.service", "ActiveEnterTimestampMonotonic")
+    assert loaded > 0
+    for unit in ("hostapd.service", "dnsmasq.service"):
+        begun = timestamp(unit, "ExecMainStartTimestampMonotonic")
+        assert begun > loaded, f"{unit} started before the firewall was loaded"
+    assert "cam_cam1_drop_lan" in fw.pi_exec("nft", "list", "table", "inet", TABLE).stdout
+    fw.wait_camera_lease("cam1", timeout=60)
+    assert probe(fw, "cam-cam1", "tcp", LAN_GATEWAY, 8080) == ""
