@@ -10,8 +10,10 @@ for the kernel module (the lab's kernel has none).
 from __future__ import annotations
 
 import copy
+import json
 import re
 import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +22,7 @@ import pytest
 import yaml
 
 from appliance import remote as ra
+from appliance.lab import phone
 from appliance.lab import plan as topo
 from appliance.lab.handle import Lab
 from tests.e2e.conftest import LabSession
@@ -170,6 +173,45 @@ def test_phone_logs_in_and_plays_a_live_stream_through_the_tunnel(remote: Remote
     assert " s ago" in row or " min ago" in row, listed.stdout
     assert "KiB" in row or "MiB" in row, listed.stdout  # the stream came through
     assert topo.PHONE_ADDR.split("/")[0] + ":" in row  # where the Pi hears the phone from
+
+
+def _counter(lab: Lab, name: str) -> int:
+    out = lab.pi_exec("nft", "-j", "list", "counter", "inet", "presence_appliance", name).stdout
+    return next(i["counter"]["packets"] for i in json.loads(out)["nftables"] if "counter" in i)
+
+
+def _connects(lab: Lab, host: str, port: int) -> bool:
+    """A TCP connection from the phone to HOST:PORT (4 s at most)."""
+    probe = (
+        "import socket, sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=4)"
+    )
+    result = lab.run_in(topo.PHONE_NS, sys.executable, "-c", probe, host, str(port), check=False)
+    return result.returncode == 0
+
+
+def test_through_the_tunnel_ssh_the_cameras_and_the_lan_are_out_of_reach(remote: Remote) -> None:
+    lab = remote.lab
+    lab.phone_tunnel_up(remote.phone_config)
+    pi, camera = lab.plan.pis[0], lab.plan.cameras[0]
+    # A peer that edits its own config to send the camera network and the LAN into the tunnel.
+    pi_public = dict(ra.parse_config(remote.phone_config))["Peer"]["PublicKey"]
+    wider = [f"{pi.camera_prefix}.0/24", topo.LAN_NET]
+    lab.run_in(
+        topo.PHONE_NS, "wg", "set", phone.INTERFACE, "peer", pi_public,
+        "allowed-ips", ",".join([f"{PI_TUNNEL}/32", *wider]),
+    )  # fmt: skip
+    for net in wider:
+        lab.run_in(topo.PHONE_NS, "ip", "route", "replace", net, "dev", phone.INTERFACE)
+    assert remote.phone_get("/")[0] == 200  # the dashboard still works
+    for host, port, counter in (
+        (PI_TUNNEL, 22, "remote_drop_pi"),  # SSH (firewall.admin_sources does not name the tunnel)
+        (pi.address, 22, "remote_drop_pi"),  # the Pi's home address, through the tunnel
+        (camera.ip, 80, "remote_drop_forward"),  # a camera's own API
+        (topo.LAN_GATEWAY, 80, "remote_drop_forward"),  # the home network
+    ):
+        before = _counter(lab, counter)
+        assert not _connects(lab, host, port), f"the phone reached {host}:{port}"
+        assert _counter(lab, counter) > before, f"{counter} did not count {host}:{port}"
 
 
 def test_conf_file_holds_the_same_config_as_the_qr_code(remote: Remote) -> None:
