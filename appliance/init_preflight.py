@@ -78,6 +78,9 @@ def parse_facts(sections: dict[str, Section]) -> PiFacts:
             break
     for line in text("addresses").splitlines():
         words = line.split()
+        # The Wi-Fi side's own address (a Pi provisioned before) is no clash for init.
+        if len(words) > 1 and words[1] in facts.wifi_interfaces:
+            continue
         if "inet" in words and words.index("inet") + 1 < len(words):
             try:
                 iface = ipaddress.IPv4Interface(words[words.index("inet") + 1])

@@ -57,7 +57,10 @@ def direct_option(func):  # type: ignore[no-untyped-def]
     return click.option(
         "--direct",
         is_flag=True,
-        help="Talk to the cameras' own addresses (http://IP/<secure-id>/), not the Pi's proxy.",
+        help=(
+            "Talk to the cameras' own addresses (http://IP/<secure-id>/), not the Pi's proxy "
+            "(the Pi's firewall lets this through only from firewall.admin_sources)."
+        ),
     )(func)
 
 

@@ -138,6 +138,22 @@ def test_proposed_network_avoids_the_pis_own() -> None:
         propose_network([ipaddress.IPv4Network("0.0.0.0/0")])
 
 
+def test_preflight_from_the_lab_pi() -> None:
+    """Recorded on the lab Pi (provisioned before: wlan0 already has its camera address)."""
+    sections = split_sections((FIXTURES / "doctor" / "lab-pi.preflight.txt").read_text())
+    facts = parse_facts(sections)
+    assert (facts.codename, facts.arch, facts.virt) == ("bookworm", "x86_64", "systemd-nspawn")
+    assert facts.wifi_interfaces == ["wlan0"] and facts.uplink == "eth0"
+    assert facts.networks == [ipaddress.IPv4Network("10.203.1.0/24")]
+    checks = preflight_checks(sections, "pi", facts, None)
+    assert [(c.name, c.status) for c in checks] == [
+        ("sudo", "ok"),
+        ("os", "ok"),
+        ("wifi", "ok"),
+        ("uplink", "ok"),
+    ]
+
+
 def test_preflight_from_the_recording() -> None:
     sections = split_sections(PREFLIGHT.read_text())
     facts = parse_facts(sections)

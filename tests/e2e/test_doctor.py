@@ -35,6 +35,13 @@ TLS_DIR = "/etc/nginx/presence-appliance-tls"
 CACHE_DIR = "/var/cache/nginx/presence-appliance"
 
 
+class _Shown(dict):  # type: ignore[type-arg]
+    """The checks by name; shown as `name: status: message` lines when an assert fails."""
+
+    def __repr__(self) -> str:
+        return "\n" + "\n".join(f"{n}: {c['status']}: {c['message']}" for n, c in self.items())
+
+
 class DoctorLab:
     def __init__(self, lab: Lab, inventory: Path) -> None:
         self.lab = lab
@@ -54,9 +61,11 @@ class DoctorLab:
         return {c["name"]: c for c in appliance["checks"]}
 
     def failing(self) -> tuple[int, set[str], dict[str, dict[str, str]]]:
+        """Exit code, the failing checks' names, and every check as `status: message`."""
         code, report = self.doctor()
         checks = self.checks(report)
-        return code, {n for n, c in checks.items() if c["status"] == "fail"}, checks
+        failing = {n for n, c in checks.items() if c["status"] == "fail"}
+        return code, failing, _Shown(checks)
 
     def assert_no_secrets(self, text: str) -> None:
         group = self.lab.inventory["all"]["children"]["appliances"]["vars"]
@@ -172,19 +181,26 @@ def test_stopped_service_fails_that_service_only(installed: DoctorLab) -> None:
 def test_removed_lease_fails_that_camera_only(installed: DoctorLab) -> None:
     lab = installed.lab
     camera = lab.plan.cameras[-1]
+    leases = "/var/lib/misc/dnsmasq.leases"
     # Take the camera off the "Wi-Fi" first, so it cannot renew the lease behind our back.
     lab.run_in(camera.netns, "ip", "link", "set", "wlan0", "down")
+    installed.pi("cp", "-a", leases, f"{leases}.doctor-test")
     try:
         installed.pi("systemctl", "stop", "dnsmasq.service")
-        installed.pi("sed", "-i", f"/ {camera.mac} /d", "/var/lib/misc/dnsmasq.leases")
+        installed.pi("sed", "-i", f"/ {camera.mac} /d", leases)
         installed.pi("systemctl", "start", "dnsmasq.service")
         code, failing, checks = installed.failing()
         assert code == 1
         assert failing == {f"camera:{camera.name}"}, checks
         assert "no DHCP lease" in checks[f"camera:{camera.name}"]["message"]
     finally:
+        # Put the lease back as it was (the camera would only renew within 2 minutes).
+        installed.pi("systemctl", "stop", "dnsmasq.service")
+        installed.pi("mv", f"{leases}.doctor-test", leases)
+        installed.pi("systemctl", "start", "dnsmasq.service")
         lab.run_in(camera.netns, "ip", "link", "set", "wlan0", "up")
-    lab.wait_camera_lease(camera.name)
+    code, failing, checks = installed.failing()
+    assert failing == set(), checks
 
 
 def _expired_certificate(server_name: str) -> tuple[str, str]:

@@ -535,3 +535,37 @@ def test_vlan_per_camera_routed_traffic_between_vlans_is_dropped(
     assert after["cam_nord_drop_camera"] > before["cam_nord_drop_camera"]
     assert after["cam_sued_drop_camera"] > before["cam_sued_drop_camera"]
     assert after["cam_sued_drop_pi"] > before["cam_sued_drop_pi"]
+
+
+def test_report_rotates_the_log_and_writes_the_dashboard_summary(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    helper = _helper(tmp_path / "render")
+    log, web = tmp_path / "fw.json", tmp_path / "www"
+    web.mkdir()
+    log.write_text('{"oob.prefix": "pa cam=nord kind=lan "}\n' * 20)
+    calls: list[list[str]] = []
+    helper.LOG_FILE, helper.LOG_MAX_BYTES = str(log), 100
+    helper.STATE_DIR, helper.WEB_SUMMARY = str(tmp_path / "state"), str(web / "firewall.json")
+    helper.cameras = lambda: [
+        {
+            "id": "cam_nord",
+            "name": "nord",
+            "cloud": "allow",
+            "ip": "10.0.0.2",
+            "mac": "70:ee:50:0:0:1",
+        }
+    ]
+    helper.live = lambda: [{"counter": {"name": "cam_nord_drop_lan", "packets": 3, "bytes": 1}}]
+    monkeypatch.setattr(helper.subprocess, "run", lambda argv, **kw: calls.append(argv))
+    helper.cmd_report(None)
+    assert (tmp_path / "fw.json.1").exists() and not log.exists()
+    assert ["systemctl", "kill", "--signal=HUP", "ulogd2.service"] in calls
+    summary = json.loads((web / "firewall.json").read_text())
+    assert summary["cameras"] == {"nord": {"cloud": "allow", "blocked_24h": 3}}
+    assert (web / "firewall.json").stat().st_mode & 0o777 == 0o644
+    # A small log is left alone.
+    log.write_text("{}\n")
+    calls.clear()
+    helper.cmd_report(None)
+    assert log.exists() and not calls
