@@ -83,10 +83,13 @@ def main() -> int:
     results: dict[str, float] = {}
     try:
         subnet = ipaddress.ip_interface(f"{site.host_ip}/30").network
+        # nginx also listens on the tunnel's first address (here the host's own): let it bind.
+        site.ns(["sysctl", "-q", "-w", "net.ipv4.ip_nonlocal_bind=1"])
         site.render(
             remote_access={
                 "wireguard": {"subnet": str(subnet), "endpoint": "home.example.net:51820"}
-            }
+            },
+            web_sysctl_file=str(root / "etc/sysctl.d/60-presence-appliance-web.conf"),
         )
         site.reload_nginx()
         with sync_playwright() as playwright:

@@ -30,7 +30,10 @@ def _remote(site: WebSite) -> dict[str, Any]:
     return {
         "remote_access": {
             "wireguard": {"subnet": str(subnet), "endpoint": "home.example.net:51820"}
-        }
+        },
+        # With remote access nginx also listens on the Pi's tunnel address (here the host's
+        # own, so the namespace allows binding it) and the role writes a sysctl file.
+        "web_sysctl_file": str(site.root / "etc/sysctl.d/60-presence-appliance-web.conf"),
     }
 
 
@@ -41,6 +44,7 @@ def site() -> Iterator[WebSite]:
     root = Path(f"/tmp/paw-remote-{uuid.uuid4().hex[:6]}")
     built = build_site(root, cameras=CAMERAS, evil=False)
     try:
+        built.ns(["sysctl", "-q", "-w", "net.ipv4.ip_nonlocal_bind=1"])
         built.render(**_remote(built))
         built.reload_nginx()
         yield built
