@@ -95,7 +95,7 @@ def diagnose(
     checks.append(check_os(sections, lab))
     if sudo.status == FAIL:
         return checks
-    checks += check_services(sections, variables)
+    checks += check_services(sections, variables, firewall)
     checks += check_configs(sections)
     checks.append(check_hostapd_journal(sections, lab))
     checks += check_leases(sections, variables)

@@ -122,22 +122,37 @@ def parse_services(text: str) -> dict[str, str]:
     return states
 
 
-def our_services(variables: dict[str, Any]) -> list[str]:
-    """The services the roles run on this Pi (WireGuard only when remote access is on)."""
+def our_services(variables: dict[str, Any], firewall: bool = False) -> list[str]:
+    """The services the roles run on this Pi (the firewall's once the role ships, WireGuard
+    only when remote access is on)."""
     services = list(SERVICES)
+    if firewall:
+        services += ["presence-firewall", "ulogd2"]
     remote = variables.get("remote_access")
     if isinstance(remote, dict) and remote.get("wireguard"):
         services.append(f"wg-quick@{variables.get('wireguard_interface') or 'wg0'}")
     return services
 
 
-def check_services(sections: Sections, variables: dict[str, Any]) -> list[Check]:
+def check_services(
+    sections: Sections, variables: dict[str, Any], firewall: bool = False
+) -> list[Check]:
     states = parse_services(_sec(sections, "services").text)
     checks = []
-    for name in our_services(variables):
+    for name in our_services(variables, firewall):
         state = states.get(name, "unknown")
         if state == "active":
             checks.append(Check(f"service:{name}", OK, "active"))
+        elif name == "presence-firewall":
+            # hostapd and dnsmasq require it: a restart would restart them too.
+            checks.append(
+                Check(
+                    f"service:{name}",
+                    FAIL,
+                    state,
+                    "journalctl -u presence-firewall -b; sudo systemctl start presence-firewall",
+                )
+            )
         else:
             checks.append(
                 Check(

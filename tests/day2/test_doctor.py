@@ -526,10 +526,16 @@ def test_render_lines_shape(pin: Path) -> None:
 
     checks = diagnose("lab-pi", lab_vars(), recorded(), 0.4, pin, firewall=True)
     lines = render_lines(DoctorReport([ApplianceReport("lab-pi", checks)]))
-    # The role ships but neither its ruleset file nor its table is on the Pi.
-    assert lines[0] == "lab-pi: 2 failed, 0 warnings"
+    # The role ships but none of it is on the (recorded, older) Pi.
+    assert lines[0] == "lab-pi: 4 failed, 0 warnings"
     failing = [line.split()[1] for line in lines if line.split()[0] == "FAIL"]
-    assert failing == ["config:firewall", "firewall"]
+    assert failing == [
+        "service:presence-firewall",
+        "service:ulogd2",
+        "config:firewall",
+        "firewall",
+    ]
+    assert "systemctl start presence-firewall" in next(ln for ln in lines if "presence-fire" in ln)
     assert all("->" in line for line in lines if line.split()[0] == "FAIL")
 
 

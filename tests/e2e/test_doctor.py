@@ -341,11 +341,16 @@ def test_firewall_table_and_drop_counters(installed: DoctorLab) -> None:
         code, failing, checks = installed.failing()
         if expected:
             assert code == 1 and failing == {"firewall"}, checks
+            assert "reload presence-firewall" in checks["firewall"]["fix"]
         else:
             assert code == 0 and checks["firewall"]["status"] == "ok", checks
             assert "not expected" in checks["firewall"]["message"]
     finally:
         if expected:
-            installed.cli("install", "--tags", "firewall", "--no-check", timeout=600)
+            # doctor's own fix hint: reload the confirmed table (never restart the unit).
+            installed.pi("systemctl", "reload", "presence-firewall.service")
         else:
             installed.pi("nft", "delete", "table", "inet", "presence_appliance", check=False)
+    if expected:
+        code, failing, checks = installed.failing()
+        assert failing == set() and checks["firewall"]["status"] == "ok", checks
