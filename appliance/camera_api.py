@@ -215,7 +215,8 @@ class CameraClient:
             # We asked for identity; a compressed body could be a bomb, and is not read.
             raise CameraError(f"{what}: compressed answer refused (we asked for none)")
         declared = response.headers.get("content-length", "")
-        if not truncate and declared.isdigit() and int(declared) > limit:
+        # isascii: str.isdigit() also says yes to digits int() does not read ('²').
+        if not truncate and declared.isascii() and declared.isdigit() and int(declared) > limit:
             raise CameraError(f"{what}: answer of {_size(int(declared))}, more than {_size(limit)}")
         body = bytearray()
         # Raw bytes: httpx decodes nothing, and one chunk is at most what the socket gave.
