@@ -6,6 +6,7 @@ turns them into checks. This module runs the Pis side by side and assembles the 
 
 from __future__ import annotations
 
+import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -146,9 +147,21 @@ def run_doctor(inventory: Any, timeout: float = 60.0) -> DoctorReport:
         redact.add(inventory_secrets(appliance.vars))
     for report in reports:
         report.checks = [
-            Check(c.name, c.status, redact(c.message), redact(c.fix)) for c in report.checks
+            Check(c.name, c.status, printable(redact(c.message)), printable(redact(c.fix)))
+            for c in report.checks
         ]
     return DoctorReport(reports)
+
+
+MAX_MESSAGE = 400
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """Text from the Pi goes to a terminal: no control characters (escape sequences could
+    rewrite the screen), one line, bounded length."""
+    text = _CONTROL.sub("?", " ".join(text.split()))
+    return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 1] + "…"
 
 
 STATUS_LABEL = {OK: "ok", WARN: "WARN", FAIL: "FAIL"}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +16,8 @@ from typing import Any
 from appliance.leases import ssh_command
 
 SSH_TIMEOUT = 60.0
+# The probe prints a few kB (the journal section is the largest, 400 lines at most).
+MAX_ANSWER = 4 * 1024 * 1024
 _MARK = re.compile(r"^@@pa:([a-z0-9_:.-]+)@@$")
 _RC = re.compile(r"^@@rc:(-?\d+)@@$")
 
@@ -65,6 +68,46 @@ def split_sections(output: str) -> dict[str, Section]:
     return sections
 
 
+def _bounded_run(cmd: list[str], timeout: float, limit: int) -> tuple[int, str, str]:
+    """Run CMD; (exit code, stdout, stderr). The Pi is not trusted: more than LIMIT bytes on
+    either stream, or no end within TIMEOUT, kills it (RemoteError)."""
+    proc = subprocess.Popen(
+        cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    chunks: dict[str, list[bytes]] = {"out": [], "err": []}
+    too_big = threading.Event()
+
+    def drain(name: str, stream: Any) -> None:
+        size = 0
+        while block := stream.read1(65536):
+            size += len(block)
+            if size > limit:
+                too_big.set()
+                proc.kill()
+                return
+            chunks[name].append(block)
+
+    readers = [
+        threading.Thread(target=drain, args=("out", proc.stdout), daemon=True),
+        threading.Thread(target=drain, args=("err", proc.stderr), daemon=True),
+    ]
+    for reader in readers:
+        reader.start()
+    try:
+        code = proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        raise RemoteError(f"no answer over SSH within {timeout:g} s") from None
+    finally:
+        for reader in readers:
+            reader.join(5)
+    if too_big.is_set():
+        raise RemoteError(f"the answer was larger than {limit // 1024 // 1024} MiB; not read")
+    out, err = (b"".join(chunks[k]).decode("utf-8", "replace") for k in ("out", "err"))
+    return code, out, err
+
+
 def run_script(
     host_name: str,
     variables: dict[str, Any],
@@ -78,24 +121,14 @@ def run_script(
     cmd = remote if local else ssh_command(host_name, variables, remote)
     started = time.monotonic()
     try:
-        proc = subprocess.run(
-            cmd,
-            capture_output=True,
-            text=True,
-            errors="replace",
-            timeout=timeout,
-            check=False,
-            stdin=subprocess.DEVNULL,
-        )
+        code, stdout, stderr = _bounded_run(cmd, timeout, MAX_ANSWER)
     except FileNotFoundError:
         raise RemoteError(f"`{cmd[0]}` is not installed on this machine") from None
-    except subprocess.TimeoutExpired:
-        raise RemoteError(f"no answer over SSH within {timeout:g} s") from None
     seconds = time.monotonic() - started
-    sections = split_sections(proc.stdout)
+    sections = split_sections(stdout)
     if "sudo" not in sections:
-        lines = [line.strip() for line in proc.stderr.splitlines() if line.strip()]
+        lines = [line.strip() for line in stderr.splitlines() if line.strip()]
         # ssh's own complaints come last; warnings about host keys come first.
-        reason = lines[-1] if lines else f"exit {proc.returncode}"
-        raise RemoteError(reason)
+        reason = lines[-1] if lines else f"exit {code}"
+        raise RemoteError(reason[:300])
     return RemoteResult(sections, seconds)

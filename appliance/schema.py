@@ -35,6 +35,8 @@ PASSWORD_HASH = re.compile(
 )
 # No string in the inventory may be longer (a file path is the longest honest value).
 MAX_STRING = 1024
+# Web passwords are hashed with bcrypt, which takes at most 72 bytes.
+BCRYPT_MAX_BYTES = 72
 # A secure id is a path segment in the Pi's nginx config: hex, and bounded.
 MAX_SECURE_ID = 128
 CHANNELS = {
@@ -315,6 +317,13 @@ def string_problem(value: str) -> str | None:
     return None
 
 
+def _key(key: Any) -> str:
+    """An unknown key as it may appear in a one-line message (quoted when it is odd)."""
+    if isinstance(key, str) and key.isidentifier() and len(key) <= 64:
+        return key
+    return _show(key)
+
+
 def _strings_problems(host: str, path: str, value: Any, out: list[Problem]) -> bool:
     """Report every string under VALUE (any key, any depth) that string_problem refuses.
     True when VALUE is clean."""
@@ -325,11 +334,22 @@ def _strings_problems(host: str, path: str, value: Any, out: list[Problem]) -> b
             return False
     elif isinstance(value, dict):
         for key, item in value.items():
-            clean &= _strings_problems(host, f"{path}.{key}", item, out)
+            clean &= _strings_problems(host, f"{path}.{_key(key)}", item, out)
     elif isinstance(value, list):
         for i, item in enumerate(value):
             clean &= _strings_problems(host, f"{path}[{i}]", item, out)
     return clean
+
+
+# Keys whose values are secrets: a message says what is wrong with them, never what they are.
+SECRET_FIELDS = frozenset({"passphrase", "secure_id", "password", "password_hash", "private_key"})
+
+
+def _what(path: str, value: Any) -> str:
+    """VALUE for a message at PATH: shown, unless PATH holds a secret (then only its kind)."""
+    if path.rsplit(".", 1)[-1].split("[")[0] in SECRET_FIELDS:
+        return "a " + type(value).__name__.replace("str", "string").replace("NoneType", "null")
+    return _show(value)
 
 
 def _show(value: Any) -> str:
@@ -353,13 +373,19 @@ def _walk(host: str, path: str, spec: Field, value: Any, out: list[Problem]) -> 
     if not _type_ok(spec.type, value):
         out.append(
             Problem(
-                host, path, f"must be {_TYPE_NAMES.get(spec.type, spec.type)}, not {_show(value)}"
+                host,
+                path,
+                f"must be {_TYPE_NAMES.get(spec.type, spec.type)}, not {_what(path, value)}",
             )
         )
         return None
     if spec.choices is not None and value not in spec.choices:
         out.append(
-            Problem(host, path, f"{_show(value)} is not one of {', '.join(map(str, spec.choices))}")
+            Problem(
+                host,
+                path,
+                f"{_what(path, value)} is not one of {', '.join(map(str, spec.choices))}",
+            )
         )
         return None
     if spec.type == "dict" and spec.options is not None:
@@ -397,8 +423,9 @@ def _walk_dict(
         result[key] = _walk(host, sub, spec, value[key], out)
     for key in value:
         if key not in options and path:  # top-level vars may be anything; nested typos are not
-            out.append(Problem(host, f"{path}.{key}", "unknown key (a typo?)", "warning"))
-            if _strings_problems(host, f"{path}.{key}", value[key], out):
+            where = f"{path}.{_key(key)}"
+            out.append(Problem(host, where, "unknown key (a typo?)", "warning"))
+            if _strings_problems(host, where, value[key], out):
                 result[key] = value[key]
     return result
 
@@ -630,6 +657,8 @@ def _is_ip(text: str) -> bool:
 
 
 def _is_ip_address(text: str) -> bool:
+    if "%" in text:  # an IPv6 scope: Python takes anything after `%`, spaces too
+        return False
     try:
         ipaddress.ip_address(text)
     except ValueError:
@@ -673,6 +702,15 @@ def _check_web(host: str, web: dict[str, Any], out: list[Problem]) -> None:
                 )
             elif isinstance(password, str) and not password:
                 out.append(Problem(host, f"web.users[{i}].password", "must not be empty"))
+            elif isinstance(password, str) and len(password.encode()) > BCRYPT_MAX_BYTES:
+                # bcrypt reads 72 bytes; libxcrypt refuses more (hashing it failed the install).
+                out.append(
+                    Problem(
+                        host,
+                        f"web.users[{i}].password",
+                        f"must be at most {BCRYPT_MAX_BYTES} bytes (bcrypt's limit)",
+                    )
+                )
             elif isinstance(hashed, str) and not PASSWORD_HASH.fullmatch(hashed):
                 out.append(
                     Problem(
@@ -705,6 +743,8 @@ def _check_firewall(host: str, firewall: dict[str, Any], out: list[Problem]) -> 
             if not isinstance(source, str):
                 continue
             try:
+                if "%" in source:  # an IPv6 scope: Python takes anything after `%`, spaces too
+                    raise ValueError("no IPv6 scope (%) here")
                 ipaddress.ip_network(source, strict=True)
             except ValueError as err:
                 out.append(

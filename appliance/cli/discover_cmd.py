@@ -11,6 +11,7 @@ import click
 from appliance.cli.common import EXIT_INVALID, EXIT_USAGE, fail, inventory_options, no_traceback
 from appliance.discover import (
     DEFAULT_API_URL,
+    AnswerError,
     DiscoveredCamera,
     DiscoverError,
     fetch,
@@ -97,7 +98,8 @@ def discover(
         cameras = load_saved(from_file) if from_file else fetch(str(token), api_url)
     except DiscoverError as err:
         message = str(err).replace(token, "<token>") if token else str(err)
-        fail(message, EXIT_INVALID)
+        # An answer we cannot use is unreadable input (2); a refusal or no answer is 1.
+        fail(message, EXIT_USAGE if isinstance(err, AnswerError) else EXIT_INVALID)
     explicit = _option_given("inventory_path") or "PRESENCE_INVENTORY" in os.environ
     inventory = _inventory_or_none(inventory_path, vault_password_file, explicit or write)
     known = _known_by_mac(inventory)

@@ -21,8 +21,11 @@ from appliance.inventory import default_inventory_path
 
 
 def _status(check: Any) -> str:
+    from appliance.doctor import printable
+
     label = {"ok": "ok", "warn": "WARN", "fail": "FAIL"}[check.status]
-    line = f"  {label:<4}  {check.name:<7} {check.message}"
+    # The Pi's answers (its OS name, ssh's complaint) are not trusted on a terminal.
+    line = f"  {label:<4}  {check.name:<7} {printable(check.message)}"
     if check.fix and check.status != "ok":
         line += f"  -> {check.fix}"
     return line

@@ -16,6 +16,7 @@ from click.testing import CliRunner
 from appliance.cli import main
 from appliance.discover import secure_id_from_vpn_url
 from appliance.inventory import load_inventory
+from tests.cli_checks import assert_no_crash
 
 FIXTURES = Path(__file__).parent / "fixtures"
 DRIVE_ID = "9f86d081884c7d659a2feaa0c55ad015"
@@ -25,7 +26,7 @@ TOKEN = "5c3f0a1b2c3d4e5f|0123456789abcdef0123456789abcdef"
 
 def cli(*args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
     result = CliRunner().invoke(main, ["discover", *args], env=env)
-    assert "Traceback" not in result.output
+    assert_no_crash(result)
     return result.exit_code, result.output
 
 
@@ -92,7 +93,7 @@ def test_bad_saved_files(tmp_path, content, message):
     path = tmp_path / "answer.json"
     path.write_text(content)
     code, output = cli("--from", str(path))
-    assert code == 1
+    assert code == 2  # unreadable input
     assert output.startswith(f"error: {path}: ") and message in output
     assert len(output.strip().splitlines()) == 1
 
@@ -278,13 +279,21 @@ def test_token_from_environment_falls_back_to_homesdata(cloud):
             "error: Netatmo's gethomedata answered with something that is not JSON",
         ),
         (200, {"status": "ok", "body": {"devices": []}}, "error: gethomedata: no body.homes list"),
+        (
+            400,
+            {"error": {"code": 21, "message": "bad\n[OK] injected line\x1b[2J" + "x" * 300}},
+            "error: Netatmo's gethomedata failed (HTTP 400, error 21: bad?[OK] injected line?[2J"
+            + "x" * 171
+            + "...)",
+        ),
         (500, b"oops", "error: Netatmo's gethomedata answered HTTP 500 without an error object"),
     ],
 )
 def test_api_errors_are_one_line(cloud, status, body, message):
     cloud.route("/api/gethomedata", status, body)
     code, output = cli("--token", TOKEN, "--api-url", cloud.url)
-    assert code == 1
+    # An answer that is no usable answer is unreadable input (2); a refusal is 1.
+    assert code == (2 if status == 200 else 1)
     assert output.strip() == message
     assert TOKEN not in output
 
@@ -301,3 +310,140 @@ def test_api_unreachable():
     assert output.strip() == (
         f"error: http://127.0.0.1:{port}: cannot reach Netatmo's API (connection refused)"
     )
+
+
+# ---------------------------------------------------------------------------
+# Hostile answers: every value is checked before anything uses it
+
+
+def _answer(camera: dict[str, Any] | None = None, **home: Any) -> dict[str, Any]:
+    """A gethomedata answer with one home holding CAMERA (changed keys of a good one)."""
+    good = {
+        "id": "70:ee:50:00:00:09",
+        "type": "NOC",
+        "name": "Porch",
+        "vpn_url": f"https://vpn/restricted/10.255.1.2/{DRIVE_ID}/tok,,",
+    }
+    return {
+        "body": {"homes": [{"name": "Maison", "cameras": [{**good, **(camera or {})}], **home}]}
+    }
+
+
+JINJA = "{{ lookup('pipe', 'touch %s') }}"
+
+
+@pytest.mark.parametrize(
+    ("answer", "says"),
+    [
+        (_answer(cameras=5), "body.homes[0].cameras: must be a list, not 5"),
+        (_answer(cameras=[5]), "body.homes[0].cameras[0]: must be an object, not 5"),
+        ({"body": {"homes": 5}}, "neither a gethomedata answer"),
+        ({"body": {"homes": [5]}}, "body.homes[0]: must be an object"),
+        ({"body": 5}, "`body` is not an object"),
+        (
+            _answer({"id": JINJA}),
+            "cameras[0].id: \"{{ lookup('pipe', 'touch %s') }}\" is not a MAC",
+        ),
+        (
+            _answer({"id": "70:ee:50:00:00:09\n"}),
+            "cameras[0].id: '70:ee:50:00:00:09\\n' is not a MAC",
+        ),
+        (_answer({"id": 7}), "cameras[0].id: 7 is not a MAC address"),
+        (_answer({"id": None}), "cameras[0].id: None is not a MAC address"),
+        (
+            _answer({"name": "Porch\x1b[2J"}),
+            "cameras[0].name: the name 'Porch\\x1b[2J' holds a control",
+        ),
+        (
+            _answer({"name": "x" * 129}),
+            "cameras[0].name: the name is 129 characters long; at most 128",
+        ),
+        (_answer({"name": ["x"]}), "cameras[0].name: the name must be a string, not ['x']"),
+        (
+            _answer(name="Maison\u2028"),
+            "body.homes[0].name: the name 'Maison\\u2028' holds a control",
+        ),
+        (_answer({"type": ["NOC"]}), "cameras[0].type: ['NOC'] is not a device type"),
+        (_answer({"type": "NOC\n"}), "cameras[0].type: 'NOC\\n' is not a device type"),
+        (_answer({"vpn_url": 5}), "cameras[0].vpn_url: must be a URL of at most 2048 characters"),
+        (_answer({"vpn_url": "https://v/" + "x" * 2048}), "at most 2048 characters"),
+        (
+            _answer({"vpn_url": f"https://vpn/10.255.1.2/{JINJA}/t,,"}),
+            "cameras[0].vpn_url: its secure id is not 1-128 hexadecimal digits",
+        ),
+        (
+            _answer({"vpn_url": "https://vpn/10.255.1.2/" + "a" * 129 + "/t,,"}),
+            "its secure id is not 1-128 hexadecimal digits",
+        ),
+        (
+            {"body": {"homes": [{"cameras": [_answer()["body"]["homes"][0]["cameras"][0]] * 2}]}},
+            "camera 70:ee:50:00:00:09 appears twice",
+        ),
+        (
+            {"homesdata": {"body": {"homes": [{"modules": [{"type": ["NOC"]}, 3]}]}}},
+            "homesdata: body.homes[0].modules[1]: must be an object, not 3",
+        ),
+        (
+            {"homesdata": {"body": {"homes": [{"id": "../x", "modules": []}]}}},
+            "homesdata: body.homes[0].id: '../x' is not a home id",
+        ),
+        (
+            {
+                "homesdata": {"body": {"homes": []}},
+                "homestatus": {"body": {"home": {"modules": 5}}},
+            },
+            "homestatus: no body.home.modules list",
+        ),
+        ({"body": {"homes": [{}] * 65}}, "body.homes: 65 entries; at most 64"),
+        ([[[[]]]], "neither a gethomedata answer"),
+        (float("inf"), "not JSON (Infinity is not JSON)"),
+    ],
+)
+def test_hostile_answers_are_refused_naming_the_place(tmp_path, answer, says):
+    path = tmp_path / "answer.json"
+    path.write_text(json.dumps(answer))
+    code, output = cli("--from", str(path), "--write", "-i", str(FIXTURES / "inventory.yml"))
+    assert code == 2, output
+    assert output.startswith(f"error: {path}: ") and len(output.splitlines()) == 1, output
+    assert says.replace("%s", "") in output.replace("%s", ""), output
+    assert DRIVE_ID not in output
+
+
+def test_a_template_in_a_cloud_answer_never_runs(tmp_path):
+    """Issue 11: a saved answer whose id is `{{ lookup('pipe','touch /tmp/x') }}` ran it."""
+    inventory = tmp_path / "inventory.yml"
+    shutil.copy(FIXTURES / "inventory.yml", inventory)
+    before = inventory.read_bytes()
+    marker = tmp_path / "pwned"
+    jinja = JINJA % marker
+    vault = str(FIXTURES / "vault-password")
+    for camera in (
+        {"id": jinja},
+        {"vpn_url": f"https://vpn/restricted/10.255.1.2/{jinja}/t,,"},
+        {"type": jinja},
+    ):
+        path = tmp_path / "answer.json"
+        path.write_text(json.dumps(_answer(camera)))
+        code, output = cli(
+            "--from", str(path), "--write", "-i", str(inventory), "--vault-password-file", vault
+        )
+        assert code == 2, output
+        assert inventory.read_bytes() == before
+    # A name is free text: it becomes a camera name made of [a-z0-9-] only.
+    path.write_text(json.dumps(_answer({"name": jinja}, name=jinja)))
+    code, output = cli(
+        "--from", str(path), "--write", "-i", str(inventory), "--vault-password-file", vault
+    )
+    assert code == 0, output
+    assert "{{" not in inventory.read_text() and "lookup-pipe-touch" in inventory.read_text()
+    assert not marker.exists()
+
+
+def test_an_endless_answer_is_cut_off(cloud, monkeypatch):
+    import appliance.discover
+
+    monkeypatch.setattr(appliance.discover, "MAX_ANSWER_BYTES", 4096)
+    cloud.route("/api/gethomedata", 200, b'{"body": {"homes": [' + b" " * 10_000 + b"]}}")
+    code, output = cli("--token", TOKEN, "--api-url", cloud.url)
+    assert code == 2
+    assert output == "error: Netatmo's gethomedata answered more than 0 MiB: not an answer\n"

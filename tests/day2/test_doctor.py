@@ -441,7 +441,13 @@ if host == "10.203.208.99":
     sys.stderr.write("ssh: connect to host 10.203.208.99 port 22: No route to host\\n")
     sys.exit(255)
 time.sleep(float(os.environ.get("FAKE_SSH_DELAY", "0")))
-sys.stdout.write(open({recording!r}).read())
+mode = os.environ.get("FAKE_SSH_MODE", "")
+text = open({recording!r}).read()
+if mode == "escape":
+    text = text.replace("PRETTY_NAME=", "PRETTY_NAME=\x1b]0;owned\x07\x1b[2J")
+if mode == "huge":
+    text += "x" * (5 * 1024 * 1024)
+sys.stdout.write(text)
 with open({record!r}, "a") as out:
     out.write(json.dumps({{"host": host, "end": time.time()}}) + "\\n")
 """
@@ -557,3 +563,25 @@ def test_wireguard_is_ours_only_with_remote_access(pin: Path) -> None:
     sections = recorded(services=Section(services.replace("wg0 inactive", "wg0 active"), 0))
     checks = by_name(diagnose("p", lab_vars(**remote), sections, 0.1, pin, False))
     assert checks["service:wg-quick@wg0"].status == OK
+
+
+def test_a_hostile_pi_cannot_write_to_the_terminal(
+    fake_ssh: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAKE_SSH_MODE", "escape")
+    inventory = _inventory(tmp_path, ["10.203.208.1"])
+    result = CliRunner().invoke(main, ["doctor", "-i", str(inventory)])
+    os_line = next(line for line in result.output.splitlines() if line.split()[1:2] == ["os"])
+    assert "\x1b" not in result.output and "\x07" not in result.output
+    assert "?]0;owned??[2J" in os_line
+
+
+def test_a_flood_from_the_pi_is_cut_off(
+    fake_ssh: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAKE_SSH_MODE", "huge")
+    inventory = _inventory(tmp_path, ["10.203.208.1"])
+    result = CliRunner().invoke(main, ["doctor", "-i", str(inventory), "--json"])
+    assert result.exit_code == 1
+    (check,) = json.loads(result.output)["appliances"][0]["checks"]
+    assert check["name"] == "ssh" and "larger than 4 MiB" in check["message"]

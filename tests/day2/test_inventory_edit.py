@@ -21,6 +21,7 @@ from appliance.inventory_edit import (
     render_scalar,
     slugify,
 )
+from tests.cli_checks import assert_no_crash
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SECURE_IDS = (
@@ -49,7 +50,7 @@ def vault(tmp_path: Path) -> Path:
 def cli(inventory: Path, vault: Path | None, *args: str) -> tuple[int, str]:
     extra = ["--vault-password-file", str(vault)] if vault else []
     result = CliRunner().invoke(main, ["camera", *args, "-i", str(inventory), *extra])
-    assert "Traceback" not in result.output
+    assert_no_crash(result)
     return result.exit_code, result.output
 
 

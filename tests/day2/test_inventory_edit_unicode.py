@@ -148,6 +148,7 @@ def test_an_emoji_after_a_quote_is_written_as_is(inventory: Path) -> None:
         (("set", "side", "note={{ lookup('pipe', 'id') }}"), "Ansible would run it as a template"),
         (("set", "side", "note={% if 1 %}x{% endif %}"), "Ansible would run it as a template"),
         (("set", "nobody", "ip=10.42.0.30"), "no camera 'nobody'"),
+        (("set", "side", "note\n=x"), "is not a key name"),  # would split the YAML line
         (("set", "side", "ip=10.42.0.10", "mac=70:ee:50:00:00:01"), "already cameras[0]"),
         (("add", "x", "--mac", "zz", "--secure-id", "ab" * 16), "cameras[3].mac"),
     ],

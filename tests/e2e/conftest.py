@@ -60,8 +60,15 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Run tests that take the shared lab down last, so others keep one provisioned Pi."""
-    items.sort(key=lambda item: item.get_closest_marker("lab_lifecycle") is not None)
+    """Lab tests after all others, so a session holds the machine's one lab only as long as
+    it needs it; among them, those that take the shared lab down last, so the others keep
+    one provisioned Pi."""
+    items.sort(
+        key=lambda item: (
+            item.get_closest_marker("lab") is not None,
+            item.get_closest_marker("lab_lifecycle") is not None,
+        )
+    )
 
 
 # What the session did to the user's own lab, repeated in the summary at the end of the run.
@@ -225,12 +232,16 @@ def lab_session(request: pytest.FixtureRequest) -> Iterator[LabSession]:
         if os.environ.get("CI"):
             pytest.fail(f"{reason}: CI runs as root, so this is a broken CI setup", pytrace=False)
         pytest.skip(reason)
+    waiting = time.monotonic()
     lock = _wait_for_session_lock()
+    waited = time.monotonic() - waiting
     session = LabSession()
 
     def say(line: str) -> None:
         _say(request.config, line)
 
+    if waited > 5:
+        say(f"[lab] waited {waited:.0f} s for another test session to finish with the lab")
     try:
         user = take_down_user_lab(session.root, say)
     except BaseException:
@@ -269,20 +280,29 @@ def _wait_for_session_lock() -> IO[str]:
 
 
 def _lock_within(handle: IO[str], seconds: float) -> None:
-    """flock HANDLE exclusively, waiting at most SECONDS for whoever holds it."""
-    deadline = time.monotonic() + seconds
-    told = False
-    while True:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return
-        except BlockingIOError:
-            if time.monotonic() > deadline:
-                pytest.fail(f"another test session held the lab for {seconds:.0f} s", pytrace=False)
-            if not told:
-                print("\n[lab] waiting for another test session's lab", file=sys.stderr)
-                told = True
-            time.sleep(2)
+    """flock HANDLE exclusively, waiting at most SECONDS for whoever holds it.
+
+    A blocking flock (bounded by an alarm), not polling: the kernel wakes a blocked waiter
+    the moment the holder lets go, so a waiting session is not starved by others polling.
+    """
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return
+    except BlockingIOError:
+        print("\n[lab] waiting for another test session's lab", file=sys.stderr)
+
+    def _expired(signum: int, frame: object) -> None:
+        raise TimeoutError
+
+    previous = signal.signal(signal.SIGALRM, _expired)
+    signal.alarm(max(1, int(seconds)))
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+    except TimeoutError:
+        pytest.fail(f"another test session held the lab for {seconds:.0f} s", pytrace=False)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 @pytest.fixture

@@ -15,73 +15,14 @@ from hypothesis import strategies as st
 from appliance.cli import main
 from tests.cli_checks import assert_no_crash
 from tests.conftest import EXAMPLE, example_data
+from tests.hostile_data import mutated
 from tests.property_cases import examples, ran
 
 pytestmark = pytest.mark.property
 
-scalars = st.one_of(
-    st.none(),
-    st.booleans(),
-    st.integers(min_value=-(2**40), max_value=2**40),
-    st.floats(allow_nan=False),
-    st.text(max_size=70),
-    st.sampled_from(
-        [
-            "70:ee:50:zz",
-            "10.42.0.1/33",
-            "{{ undefined_var }}",
-            "{{ 1 / 0 }}",
-            "!vault",
-            "",
-            "5",
-            "2.4",
-            "wlan0\n",
-            "cam\u2028home",
-            "\U0001f3e0",
-        ]
-    ),
-)
-values = st.recursive(
-    scalars,
-    lambda inner: (
-        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
-    ),
-    max_leaves=6,
-)
 
-
-def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    found = [prefix]
-    if isinstance(node, dict):
-        for key, value in node.items():
-            found += _paths(value, (*prefix, key))
-    elif isinstance(node, list):
-        for i, value in enumerate(node):
-            found += _paths(value, (*prefix, i))
-    return found
-
-
-@st.composite
-def mutated_inventories(draw: st.DrawFn) -> Any:
-    data = example_data()
-    for _ in range(draw(st.integers(min_value=1, max_value=4))):
-        paths = [p for p in _paths(data) if p]
-        if not paths:
-            break
-        path = draw(st.sampled_from(paths))
-        parent: Any = data
-        for key in path[:-1]:
-            parent = parent[key]
-        action = draw(st.sampled_from(["replace", "delete", "duplicate"]))
-        if action == "delete" and isinstance(parent, dict):
-            del parent[path[-1]]
-        elif action == "delete" and isinstance(parent, list):
-            parent.pop(path[-1])
-        elif action == "duplicate" and isinstance(parent, list):
-            parent.append(parent[path[-1]])
-        else:
-            parent[path[-1]] = draw(values)
-    return data
+def mutated_inventories() -> st.SearchStrategy[Any]:
+    return mutated(example_data())
 
 
 def _validate(path: Path) -> Any:
