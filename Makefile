@@ -58,7 +58,7 @@ lint: venv
 # places: test-artifacts/, the lab's directories, caches).
 test: deps lint
 	@before=$$(git status --porcelain 2>/dev/null); \
-	$(BIN)/pytest; rc=$$?; \
+	$(BIN)/pytest --durations=25; rc=$$?; \
 	after=$$(git status --porcelain 2>/dev/null); \
 	if [ "$$before" != "$$after" ]; then \
 	  echo "make test: the tests changed the working tree (git status):"; \

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 import sys
@@ -22,6 +23,7 @@ class TaskResult:
     status: str  # ok | changed | failed | unreachable | skipped
     message: str = ""
     diff: str = ""  # unified diff of what the task changed (with --diff); may hold secrets
+    stdout: str = ""  # a command's output, for commands that report data (may hold secrets)
 
 
 @dataclass
@@ -92,7 +94,32 @@ def _task_name(data: dict[str, Any]) -> str:
     return f"{role} : {task}" if role else task
 
 
+# Where Ansible put the candidate file that `validate:` checked (its name means nothing to
+# the user: the message names the live file instead).
+_CANDIDATE = re.compile(r"\S*ansible-tmp-[^\s'\"]*")
+
+
+def _validate_message(res: dict[str, Any]) -> str:
+    """One line for a file its service's checker rejected: the file and the checker's reason."""
+    args = (res.get("invocation") or {}).get("module_args") or {}
+    dest = str(res.get("dest") or args.get("dest") or "the new file")
+    reason = ""
+    for key in ("stderr", "stdout"):
+        lines = [ln.strip() for ln in str(res.get(key) or "").splitlines() if ln.strip()]
+        if lines:
+            reason = _CANDIDATE.sub(dest, lines[0])
+            break
+    return (
+        f"{dest} rejected by its checker, the live file is unchanged: {reason or 'no reason given'}"
+    )
+
+
 def _message(res: dict[str, Any]) -> str:
+    if res.get("msg") == "failed to validate":
+        return _validate_message(res)
+    if res.get("msg") == "non-zero return code" and str(res.get("stderr") or "").strip():
+        # A handler's test (`dnsmasq --test`, `nginx -t`): its reason beats Ansible's summary.
+        return _message({"stderr": res["stderr"]})
     for key in ("msg", "stderr", "module_stderr", "stdout"):
         value = res.get(key)
         if isinstance(value, str) and value.strip():
@@ -154,6 +181,8 @@ def run_site(
             if status == "failed" and data.get("ignore_errors"):
                 status = "ok"
             item = TaskResult(host=data.get("host", "?"), task=_task_name(data), status=status)
+            if isinstance(res.get("stdout"), str):
+                item.stdout = res["stdout"]
             if status in ("failed", "unreachable"):
                 item.message = _message(res)
                 result.failures.append(item)

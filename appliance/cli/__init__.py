@@ -27,6 +27,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "install",
         "Provision the appliances of an inventory.",
     ),
+    "rollback": (
+        "appliance.cli.rollback_cmd",
+        "rollback",
+        "Restore the files the last install replaced (checked first).",
+    ),
     "check": ("appliance.cli.check_cmd", "check", "Test every camera and report what works."),
     "camera": ("appliance.cli.camera_cmds", "camera", "Control cameras and edit the camera list."),
     "discover": (

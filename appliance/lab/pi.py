@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 import time
 import uuid
+from importlib import resources
 from pathlib import Path
 
 from appliance.lab.image import CACHE_ROOT, mounts_under
@@ -75,6 +77,28 @@ def personalise(merged: Path, pi: Pi, public_key: str) -> None:
     keys.chmod(0o600)
     for path in (ssh, keys):
         os.chown(path, uid, gid)
+    install_overlay_files(merged, pi)
+
+
+def overlay_assets() -> Path:
+    """Files written into every Pi at `lab up` (not part of the image or its hash)."""
+    return Path(str(resources.files("appliance.lab") / "overlay"))
+
+
+def install_overlay_files(merged: Path, pi: Pi) -> None:
+    """The lab's radio stand-in and its station table (camera MAC -> its port on the Pi)."""
+    root = overlay_assets()
+    for path in sorted(root.rglob("*")):
+        if path.is_dir() or path.name == "README.md":
+            continue
+        dest = merged / path.relative_to(root)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, dest)
+        # Package data may lose its mode on install: scripts are those under sbin/.
+        dest.chmod(0o755 if "sbin" in path.parts else 0o644)
+    table = merged / "etc/presence-lab/stations"
+    table.parent.mkdir(parents=True, exist_ok=True)
+    table.write_text("".join(f"{cam.mac} {cam.pi_port}\n" for cam in pi.cameras))
 
 
 def _pi_ids(merged: Path) -> tuple[int, int]:

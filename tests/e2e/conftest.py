@@ -47,7 +47,7 @@ LAB_DIR = Path(os.environ.get("PA_LAB_TEST_DIR", REPO / "test-artifacts" / "lab"
 UP_TIMEOUT = 1200  # a cold image build included
 # One lab per machine (its namespace names are global): concurrent test sessions queue on
 # SESSION_LOCK, and `lab up`/`lab down` from outside the holding session refuse to run.
-SESSION_WAIT = 1800
+SESSION_WAIT = int(os.environ.get("PA_LAB_SESSION_WAIT", "1800"))  # longer when many share it
 # Set for a session run inside a test of another session that holds the lab and lends it
 # (LabSession.lent): that session must not wait for the lock its parent holds.
 LENT = "PA_LAB_SESSION_LENT"

@@ -400,7 +400,9 @@ def _reboot(lab: Lab) -> None:
     state.save()
     merged = lab_pi.pi_dir(lab.root, pi) / "merged"
     leader = lab_pi.boot(lab.root, pi, merged, state)
-    lab_pi.wait_booted(leader, timeout=120)
+    # systemd-networkd-wait-online holds the lab Pi's boot up to its own 120 s timeout (no link
+    # of its is ever 'online' there), so the wait must outlast it.
+    lab_pi.wait_booted(leader, timeout=300)
     lab_pi.wait_ssh(pi, lab.ssh_key, "pa-lan", timeout=60)
 
 

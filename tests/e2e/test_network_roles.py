@@ -100,19 +100,54 @@ def test_cameras_hold_reserved_addresses_and_the_pi_as_ntp_server(provisioned: L
     assert "hostapd accepts /etc/hostapd/hostapd.conf" in log, log
 
 
+def _wait_stratum(lab: Lab, netns: str, server: str, want: int, seconds: float) -> int | None:
+    """Ask SERVER until it serves stratum WANT (bounded); the last stratum seen."""
+    deadline = time.monotonic() + seconds
+    seen = _stratum(lab, netns, server)
+    while seen != want and time.monotonic() < deadline:
+        time.sleep(1)
+        seen = _stratum(lab, netns, server)
+    return seen
+
+
+def _tracking(lab: Lab) -> str:
+    return lab.pi_exec("chronyc", "-n", "tracking", check=False).stdout
+
+
+# chrony's reference ID for its own clock (`local stratum N`): 127.127.1.1.
+LOCAL_REFERENCE = re.compile(r"^Reference ID\s*:\s*7F7F0101\b", re.M)
+
+
 def test_cameras_get_time_from_the_pi_while_the_internet_ntp_is_down(provisioned: Lab) -> None:
+    """The `local stratum 10` fallback itself, not a stratum that passes while still synced:
+    synced, the Pi serves stratum 9 (pa-wan's server is stratum 8). The Pi then starts while
+    the internet's NTP is down (after a power cut, say): its chrony's reference is its own
+    clock, it serves stratum 10, and the cameras still get time. (A running chrony keeps a
+    silent upstream selected for minutes: its reach register empties over 8 polls of >= 64 s.)"""
     lab = provisioned
     pi = lab.plan.pis[0]
+    first = pi.cameras[0]
+    synced = _wait_stratum(lab, first.netns, pi.camera_gateway, 9, 90)
+    assert synced == 9, f"the Pi never synced to pa-wan: serves stratum {synced}\n{_tracking(lab)}"
+    assert not LOCAL_REFERENCE.search(_tracking(lab))
     lab.wan_ntp_stop()
     try:
+        lab.pi_exec("systemctl", "restart", "chrony")
+        deadline = time.monotonic() + 60
+        while not LOCAL_REFERENCE.search(tracking := _tracking(lab)):
+            assert time.monotonic() < deadline, f"chrony never fell back to its clock:\n{tracking}"
+            time.sleep(1)
+        assert re.search(r"^Stratum\s*:\s*10$", tracking, re.M), tracking
+        sources = lab.pi_exec("chronyc", "-n", "sources").stdout
+        assert not re.search(r"^\^\*", sources, re.M), sources  # no upstream selected
         for camera in pi.cameras:
-            deadline = time.monotonic() + 30
-            stratum = None
-            while stratum is None and time.monotonic() < deadline:
-                stratum = _stratum(lab, camera.netns, pi.camera_gateway)
-            assert stratum is not None and stratum <= 10, f"{camera.name}: stratum {stratum}"
+            stratum = _wait_stratum(lab, camera.netns, pi.camera_gateway, 10, 30)
+            assert stratum == 10, f"{camera.name}: stratum {stratum}"
     finally:
         lab.wan_ntp_start()
+        # Back to synced for the tests after this one (iburst on start: seconds, not minutes).
+        lab.pi_exec("systemctl", "restart", "chrony")
+    assert _wait_stratum(lab, first.netns, pi.camera_gateway, 9, 90) == 9
 
 
 def test_second_install_changes_nothing(provisioned: Lab) -> None:

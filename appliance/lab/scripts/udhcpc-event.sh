@@ -2,6 +2,11 @@
 # udhcpc event script of a lab camera: configure wlan0 from the lease and record the lease
 # (address, router, option 42 ntpsrv) as JSON in $LAB_LEASE_FILE for the tests.
 set -u
+# Every event (deconfig, bound, renew, nak, leasefail) is also appended to $LAB_EVENTS_FILE.
+if [ -n "${LAB_EVENTS_FILE:-}" ]; then
+    printf '{"event": "%s", "ip": "%s", "lease": %s, "time": %s}\n' \
+        "$1" "${ip:-}" "${lease:-0}" "$(date +%s.%N)" >> "$LAB_EVENTS_FILE"
+fi
 case "$1" in
 deconfig)
     # Keep the previous address until a new lease replaces it: the emulator stays reachable

@@ -1,0 +1,42 @@
+"""install's one line for a file its service's checker rejected (appliance.playbook_run)."""
+
+from __future__ import annotations
+
+from appliance.playbook_run import _message
+
+
+def test_a_rejected_file_is_named_with_the_checkers_reason() -> None:
+    res = {
+        "failed": True,
+        "msg": "failed to validate",
+        "exit_status": 1,
+        "stderr": (
+            "dnsmasq: bad dhcp-range at line 41 of "
+            "/root/.ansible/tmp/ansible-tmp-1796049947.00-23114-1273/.source.conf\n"
+        ),
+        "stdout": "",
+        "invocation": {"module_args": {"dest": "/etc/dnsmasq.d/cameras.conf"}},
+    }
+    assert _message(res) == (
+        "/etc/dnsmasq.d/cameras.conf rejected by its checker, the live file is unchanged: "
+        "dnsmasq: bad dhcp-range at line 41 of /etc/dnsmasq.d/cameras.conf"
+    )
+
+
+def test_the_checkers_first_line_wins_even_on_stdout() -> None:
+    res = {
+        "msg": "failed to validate",
+        "stderr": "",
+        "stdout": "nginx: [emerg] invalid port in upstream\nnginx: configuration file test failed\n",
+        "dest": "/etc/nginx/nginx.conf",
+    }
+    assert _message(res).endswith(": nginx: [emerg] invalid port in upstream")
+
+
+def test_a_failed_test_command_shows_its_reason_not_ansibles_summary() -> None:
+    res = {
+        "msg": "non-zero return code",
+        "rc": 1,
+        "stderr": "\ndnsmasq: bad dhcp-range at line 1 of /etc/dnsmasq.d/zz.conf\n",
+    }
+    assert _message(res) == "dnsmasq: bad dhcp-range at line 1 of /etc/dnsmasq.d/zz.conf"
