@@ -32,6 +32,7 @@ from appliance.doctor_checks import (
     parse_services,
 )
 from appliance.doctor_probe import probe, probe_args
+from appliance.doctor_remote import check_remote
 from appliance.doctor_ssh import RemoteError
 from appliance.secrets import Redactor, inventory_secrets
 
@@ -105,6 +106,7 @@ def diagnose(
     checks += check_tls(sections, variables, pin)
     checks += check_disk(sections, probe_args(variables))
     checks += check_firewall(sections, firewall)
+    checks += check_remote(sections, variables, name)
     return checks
 
 

@@ -63,6 +63,13 @@ sec dfi; df -P -i / "$cache" "$logs" 2>&1; end $?
 sec config:firewall
 if [ -r "$fw_conf" ]; then timeout 10 nft -c -f "$fw_conf" 2>&1; end $?; else echo "no $fw_conf"; end 3; fi
 sec firewall; timeout 10 nft -j list table inet presence_appliance 2>&1; end $?
+
+sec wireguard:port; timeout 10 wg show "$wg" listen-port 2>&1; end $?
+sec wireguard:peers
+# The dump's first line is the interface's own and holds the Pi's private key: it never
+# leaves the Pi (only the peer lines do, or wg's complaint when it fails).
+out=$(timeout 10 wg show "$wg" dump 2>&1); rc=$?
+if [ $rc = 0 ]; then printf '%s\n' "$out" | sed 1d; else printf '%s\n' "$out"; fi; end $rc
 """
 
 

@@ -271,8 +271,14 @@ def _expect_peer(host: str, name: str, present: bool) -> Any:
 def parse_dump(text: str) -> list[PeerStatus]:
     """`wg show IF dump`: the first line is the interface, then one tab-separated line per
     peer: public-key, preshared-key, endpoint, allowed-ips, latest-handshake, rx, tx, keepalive."""
+    return parse_peer_lines("\n".join(text.splitlines()[1:]))
+
+
+def parse_peer_lines(text: str) -> list[PeerStatus]:
+    """The peer lines of `wg show IF dump` (its interface line already dropped, as doctor's
+    probe drops it on the Pi: that line holds the Pi's private key)."""
     peers = []
-    for line in text.splitlines()[1:]:
+    for line in text.splitlines():
         fields = line.split("\t")
         if len(fields) < 8:
             continue
