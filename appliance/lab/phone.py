@@ -47,6 +47,9 @@ def tunnel_up(lab: Path, config: str, timeout: float = 10) -> None:
     fd = os.open(setconf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # a private key
     with os.fdopen(fd, "w") as handle:
         handle.write("\n".join(wg_lines) + "\n")
+    # A socket left by a wireguard-go that was killed would pass the wait below before the new
+    # one is listening; the lab's phone is its only user.
+    SOCKET.unlink(missing_ok=True)
     env = {**os.environ, "WG_PROCESS_FOREGROUND": "1"}
     pid = spawn(
         in_netns(PHONE_NS, "wireguard-go", "-f", INTERFACE), lab / "logs" / "phone-wg.log", env

@@ -27,6 +27,7 @@ from appliance.lab import plan as topo
 from appliance.lab.handle import Lab
 from tests.e2e.conftest import LabSession
 from tests.qr import decode_terminal
+from tests.web.hlsjs import fetch_hlsjs
 
 pytestmark = pytest.mark.lab
 
@@ -92,9 +93,11 @@ def remote(lab_session: LabSession, tmp_path_factory: pytest.TempPathFactory) ->
     lab = lab_session.ensure_up()
     workdir = tmp_path_factory.mktemp("remote")
     data = copy.deepcopy(lab.inventory)
-    data["all"]["children"]["appliances"]["vars"]["remote_access"] = {
+    group = data["all"]["children"]["appliances"]["vars"]
+    group["remote_access"] = {
         "wireguard": {"subnet": topo.WIREGUARD_TUNNEL, "endpoint": ENDPOINT, "peers": []}
     }
+    group.setdefault("web_hlsjs_src", str(fetch_hlsjs()))  # the lab Pi has no way out
     inventory = workdir / "inventory.yml"
     inventory.touch(mode=0o600)  # it holds the lab's secrets
     inventory.write_text(yaml.safe_dump(data, sort_keys=False))
@@ -173,6 +176,17 @@ def test_phone_logs_in_and_plays_a_live_stream_through_the_tunnel(remote: Remote
     assert " s ago" in row or " min ago" in row, listed.stdout
     assert "KiB" in row or "MiB" in row, listed.stdout  # the stream came through
     assert topo.PHONE_ADDR.split("/")[0] + ":" in row  # where the Pi hears the phone from
+
+    # doctor: the port open on the Pi, what the router forwards, the phone's handshake.
+    doctor = remote.cli("doctor", "--json")
+    checks = {c["name"]: c for c in json.loads(doctor.stdout)["appliances"][0]["checks"]}
+    port, peers = checks["remote:port"], checks["remote:peers"]
+    assert port["status"] == "ok", port
+    assert f"wg0 listens on UDP {topo.WIREGUARD_PORT}, open on the Pi" in port["message"]
+    assert f"forward UDP {topo.WIREGUARD_PORT} to " in port["message"]
+    assert peers["status"] == "ok", peers
+    assert peers["message"].startswith("phone: handshake ")
+    assert f" from {topo.PHONE_ADDR.split('/')[0]}:" in peers["message"]
 
 
 def _counter(lab: Lab, name: str) -> int:
