@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from appliance.lab import image, network, wan
+from appliance.lab import image, network, phone, wan
 from appliance.lab import pi as pis_mod
 from appliance.lab import plan as topo
 from appliance.lab.camera_agent import read_lease
@@ -268,8 +268,10 @@ def _down_one(lab: Path, state: LabState, progress: Progress) -> bool:
     network.remove_host_link()
     for netns in namespaces:
         network.delete_namespace(netns)
+    # The phone's wireguard-go is gone (step 2); a hard kill would have left its socket.
+    phone.SOCKET.unlink(missing_ok=True)
     builds = image.cleanup_builds()
-    for directory in (lab / "pis", lab / "cameras", lab / "wan", lab / "ssh" / "cp"):
+    for directory in (lab / "pis", lab / "cameras", lab / "wan", lab / "phone", lab / "ssh" / "cp"):
         if directory.is_dir() and not any(
             m.startswith(str(directory)) for m in _all_mount_points()
         ):
