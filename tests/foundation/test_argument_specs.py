@@ -35,6 +35,10 @@ def _compare(path: str, schema: dict[str, Any], spec: dict[str, Any], problems: 
         if declared.get("required") and not expected.get("required"):
             problems.append(f"{where}: required in the role but optional in the schema")
         if "options" in declared and "options" in expected:
+            # Ansible refuses keys a dict's `options` do not list: a valid inventory would
+            # fail the role's argument validation.
+            for missing in sorted(set(expected["options"]) - set(declared["options"])):
+                problems.append(f"{where}.{missing}: in the schema but not in the role's options")
             _compare(where + ".", expected["options"], declared["options"], problems)
 
 
