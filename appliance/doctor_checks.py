@@ -124,13 +124,19 @@ def parse_services(text: str) -> dict[str, str]:
 
 def our_services(variables: dict[str, Any], firewall: bool = False) -> list[str]:
     """The services the roles run on this Pi (the firewall's once the role ships, WireGuard
-    only when remote access is on)."""
+    only when remote access is on, vsftpd only when a camera exports recordings)."""
     services = list(SERVICES)
     if firewall:
         services += ["presence-firewall", "ulogd2"]
     remote = variables.get("remote_access")
     if isinstance(remote, dict) and remote.get("wireguard"):
         services.append(f"wg-quick@{variables.get('wireguard_interface') or 'wg0'}")
+    cameras = variables.get("cameras")
+    if isinstance(variables.get("recordings"), dict) and any(
+        isinstance(c, dict) and c.get("recordings") is True
+        for c in (cameras if isinstance(cameras, list) else [])
+    ):
+        services.append("vsftpd")
     return services
 
 

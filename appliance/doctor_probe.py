@@ -27,7 +27,7 @@ sec model; tr -d '\000' < /proc/device-tree/model 2>&1; end $?
 sec virt; systemd-detect-virt 2>&1; end $?
 
 sec services
-for s in hostapd dnsmasq chrony nginx presence-firewall ulogd2 "wg-quick@$wg"; do
+for s in hostapd dnsmasq chrony nginx presence-firewall ulogd2 "wg-quick@$wg" vsftpd; do
   printf '%s %s\n' "$s" "$(systemctl is-active "$s.service" 2>/dev/null)"
 done
 end 0

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from appliance.discover import DiscoveredCamera, DiscoverError, fetch, load_saved, plan_merge
-from appliance.init_answers import FIRST_CAMERA_HOST, Answers, AnswersError
+from appliance.init_answers import FIRST_CAMERA_HOST, Answers, AnswersError, generate_passphrase
 
 
 @dataclass
@@ -86,6 +86,8 @@ def plan_cameras(
             )
     for entry, ip in zip(plan.entries, reservations(group_vars, len(plan.entries)), strict=True):
         entry["ip"] = ip
+        # Ready for recordings (off until `recordings: true`): each camera its own FTP password.
+        entry["ftp_password"] = generate_passphrase()
     return plan
 
 

@@ -21,7 +21,7 @@ from appliance.init_answers import Proposal
 from appliance.inventory import controller_vault_password_file
 from appliance.inventory_edit import render_scalar, vault_block, vault_encrypt
 
-SECRET_KEYS = {"passphrase", "password", "secure_id"}
+SECRET_KEYS = {"passphrase", "password", "secure_id", "ftp_password"}
 
 
 class WriteError(Exception):

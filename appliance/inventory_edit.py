@@ -27,9 +27,9 @@ from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 APPLIANCE_GROUP = "appliances"
 # Keys whose values are secrets: encrypted with the vault password when one is given.
-SECRET_KEYS = ("secure_id", "passphrase")
+SECRET_KEYS = ("secure_id", "passphrase", "ftp_password")
 # Keys always written as strings (a MAC like 12:34:56:12:34:56 is a number to YAML 1.1).
-STRING_KEYS = ("name", "mac", "ip", "secure_id", "passphrase", "cloud")
+STRING_KEYS = ("name", "mac", "ip", "secure_id", "passphrase", "cloud", "ftp_password")
 CAMERA_KEY_ORDER = ("name", "mac", "ip", "secure_id", "cloud")
 
 

@@ -76,6 +76,38 @@ PEER_NAME = CAMERA_NAME  # remote_access peers: the same rule (names appear in f
 # A WireGuard key: 32 bytes in base64 (43 characters and one "=").
 WIREGUARD_KEY = re.compile(r"\A(?:[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=)\Z")
 CLOUD = ("allow", "block")
+# Recordings (issue 15): where they go by default, the FTP modes, the passive range and bounds.
+RECORDINGS_PATH = "/srv/presence-recordings"
+FTP_MODES = ("passive", "active")
+PASSIVE_PORTS = (50000, 50019)
+# The storage path is written into vsftpd's per-user files and systemd units: a plain path.
+RECORDINGS_PATH_CHARS = re.compile(r"\A(?:/[A-Za-z0-9._-]+)+\Z")
+# Never below these: the system itself lives there.
+SYSTEM_DIRS = (
+    "/bin",
+    "/boot",
+    "/dev",
+    "/etc",
+    "/lib",
+    "/proc",
+    "/root",
+    "/run",
+    "/sbin",
+    "/sys",
+    "/usr",
+    "/tmp",
+)
+RETENTION_DAYS = (1, 3650)
+CAMERA_QUOTA_MB = (16, 16 * 1024 * 1024)  # 16 MB .. 16 TB
+MIN_FREE_MB = (
+    64,
+    16 * 1024 * 1024,
+)  # some room always: a full disk stops the Pi's logs and services
+# Printable ASCII without space, as typed into the Netatmo app; bounded for the camera's client.
+FTP_PASSWORD = re.compile(r"\A(?:[!-~]{8,64})\Z")
+# TCP/UDP ports at or above 1024 the Pi itself uses (the passive range must stay clear of them);
+# the WireGuard port is added from the inventory.
+PI_HIGH_PORTS = {4500: "Netatmo's VPN (NAT-T)"}
 
 
 @dataclass(frozen=True)
@@ -222,6 +254,53 @@ SCHEMA: dict[str, Field] = {
                 "int",
                 "The camera's HTTP port for `check --direct` (tests and benchmarks; cameras use 80).",
             ),
+            "recordings": _f(
+                "bool",
+                "Whether the camera exports recordings to the Pi's FTP server (false: no FTP at all).",
+                default=False,
+            ),
+            "ftp_password": _f(
+                "str", "The camera's FTP password (required with recordings: true; a secret)."
+            ),
+        },
+    ),
+    "recordings": _f(
+        "dict",
+        "Recordings at home: the Pi as the cameras' FTP export target; off when absent.",
+        options={
+            "path": _f(
+                "str",
+                "Absolute path on the Pi; one folder per camera below it.",
+                default=RECORDINGS_PATH,
+            ),
+            "require_mount": _f(
+                "bool", "Install fails unless path is a mount point (a USB disk).", default=False
+            ),
+            "retention_days": _f("int", "Files older than this are deleted.", default=30),
+            "camera_quota_mb": _f(
+                "int", "Per camera; its oldest files go first when it is over.", default=4096
+            ),
+            "min_free_mb": _f(
+                "int", "Keep at least this free on the file system (oldest first).", default=1024
+            ),
+            "ftp": _f(
+                "dict",
+                "The FTP server the cameras upload to.",
+                options={
+                    "mode": _f(
+                        "str",
+                        "passive or active (the camera's FTP client mode is not known).",
+                        choices=FTP_MODES,
+                        default="passive",
+                    ),
+                    "passive_ports": _f(
+                        "list",
+                        "[first, last]: the fixed passive port range, opened for recording cameras only.",
+                        elements="int",
+                        default=list(PASSIVE_PORTS),
+                    ),
+                },
+            ),
         },
     ),
     "remote_access": _f(
@@ -342,7 +421,9 @@ def _strings_problems(host: str, path: str, value: Any, out: list[Problem]) -> b
 
 
 # Keys whose values are secrets: a message says what is wrong with them, never what they are.
-SECRET_FIELDS = frozenset({"passphrase", "secure_id", "password", "password_hash", "private_key"})
+SECRET_FIELDS = frozenset(
+    {"passphrase", "secure_id", "password", "password_hash", "private_key", "ftp_password"}
+)
 
 
 def _what(path: str, value: Any) -> str:
@@ -461,6 +542,8 @@ def validate_appliance(
     _check_cameras(host, data.get("cameras") or [], wifi, subnet, pi, dhcp, out)
     remote = data.get("remote_access") or {}
     _check_wireguard(host, remote.get("wireguard"), subnet, out)
+    all_cameras = data.get("cameras") if isinstance(data.get("cameras"), list) else []
+    _check_recordings(host, data.get("recordings"), all_cameras, remote.get("wireguard"), out)
     if "cameras" in data and isinstance(data.get("cameras"), list) and not cameras:
         out.append(
             Problem(host, "cameras", "no cameras: the Pi will serve an empty network", "warning")
@@ -970,6 +1053,131 @@ def _check_wireguard(host: str, wg: Any, camera_subnet: Any, out: list[Problem])
             )
         else:
             addresses[ip] = i
+
+
+def recordings_path_problem(path: str) -> str | None:
+    """Why PATH cannot hold the recordings, or None."""
+    if not path.startswith("/"):
+        return f"{path!r} is not an absolute path"
+    clean = path.rstrip("/")
+    if not clean:
+        return "'/' is the root folder; give a folder of its own (e.g. /srv/presence-recordings)"
+    if not RECORDINGS_PATH_CHARS.fullmatch(clean):
+        return f"{path!r} must be letters, digits and ._- between single slashes (no spaces)"
+    parts = clean.split("/")[1:]
+    if any(part in (".", "..") for part in parts):
+        return f"{path!r} has a . or .. component"
+    for system in SYSTEM_DIRS:
+        if clean == system or clean.startswith(system + "/"):
+            return f"{path!r} is inside the system folder {system}"
+    if len(parts) < 2 and parts[0] not in ("srv", "mnt", "media", "data"):
+        # Any other top-level folder is the system's, or too broad (/home, /var).
+        return f"{path!r} is too close to / (use e.g. {RECORDINGS_PATH} or /mnt/usb/recordings)"
+    return None
+
+
+def _check_recordings(
+    host: str, rec: Any, cameras: list[dict[str, Any]], wireguard: Any, out: list[Problem]
+) -> None:
+    recording = [
+        (i, cam)
+        for i, cam in enumerate(cameras)
+        if isinstance(cam, dict) and cam.get("recordings") is True
+    ]
+    passwords: dict[str, int] = {}
+    for i, cam in enumerate(cameras):
+        if not isinstance(cam, dict):
+            continue
+        password = cam.get("ftp_password")
+        if isinstance(password, str) and password:
+            if password in passwords:
+                # One camera's password would open another's folder.
+                out.append(
+                    Problem(
+                        host,
+                        f"cameras[{i}].ftp_password",
+                        f"is the same as cameras[{passwords[password]}].ftp_password;"
+                        " give each camera its own",
+                    )
+                )
+            passwords.setdefault(password, i)
+        if cam.get("recordings") is True:
+            if rec is None:
+                out.append(
+                    Problem(
+                        host,
+                        f"cameras[{i}].recordings",
+                        "true needs the appliance's `recordings` settings (path, retention...)",
+                    )
+                )
+            if "ftp_password" not in cam:
+                out.append(
+                    Problem(host, f"cameras[{i}].ftp_password", "is required with recordings: true")
+                )
+        if isinstance(password, str) and not FTP_PASSWORD.fullmatch(password):
+            # Never echo it: say only what kind of value is wrong.
+            if all("!" <= c <= "~" for c in password):
+                msg = f"must be 8-64 characters, not {len(password)}"
+            else:
+                msg = "must be printable ASCII without spaces (it is typed into the Netatmo app)"
+            out.append(Problem(host, f"cameras[{i}].ftp_password", msg))
+    if not isinstance(rec, dict):
+        return
+    if not recording:
+        out.append(
+            Problem(
+                host,
+                "recordings",
+                "no camera has recordings: true: the FTP server stays off",
+                "warning",
+            )
+        )
+    path = rec.get("path")
+    if isinstance(path, str) and (msg := recordings_path_problem(path)):
+        out.append(Problem(host, "recordings.path", msg))
+    for key, (low, high), unit in (
+        ("retention_days", RETENTION_DAYS, "days"),
+        ("camera_quota_mb", CAMERA_QUOTA_MB, "MB"),
+        ("min_free_mb", MIN_FREE_MB, "MB"),
+    ):
+        value = rec.get(key)
+        if isinstance(value, int) and not low <= value <= high:
+            out.append(
+                Problem(host, f"recordings.{key}", f"{value} is outside {low}-{high} ({unit})")
+            )
+    ftp = rec.get("ftp")
+    if not isinstance(ftp, dict):
+        return
+    ports = ftp.get("passive_ports")
+    if not isinstance(ports, list) or any(p is None for p in ports):
+        return
+    at = "recordings.ftp.passive_ports"
+    if len(ports) != 2:
+        out.append(Problem(host, at, f"must be [first, last], not {len(ports)} items"))
+        return
+    first, last = ports
+    if not (1024 <= first <= 65535 and 1024 <= last <= 65535):
+        out.append(Problem(host, at, f"[{first}, {last}] must lie inside 1024-65535"))
+        return
+    if first > last:
+        out.append(Problem(host, at, f"first {first} is after last {last}"))
+        return
+    if last - first + 1 < len(recording):
+        out.append(
+            Problem(
+                host,
+                at,
+                f"{last - first + 1} ports for {len(recording)} recording cameras;"
+                " give at least one per camera",
+            )
+        )
+    taken = dict(PI_HIGH_PORTS)
+    if isinstance(wireguard, dict):
+        wg_port = wireguard.get("listen_port")
+        taken[wg_port if isinstance(wg_port, int) else 51820] = "remote_access.wireguard"
+    for port, owner in sorted(taken.items()):
+        if first <= port <= last:
+            out.append(Problem(host, at, f"[{first}, {last}] contains port {port} ({owner})"))
 
 
 def endpoint_problem(endpoint: str) -> str | None:

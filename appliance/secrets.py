@@ -10,7 +10,7 @@ MASK = "********"
 
 
 def inventory_secrets(variables: dict[str, Any]) -> set[str]:
-    """The secret strings of one appliance: Wi-Fi passphrases, secure ids, web passwords."""
+    """The secret strings of one appliance: Wi-Fi passphrases, secure ids, web and FTP passwords."""
     found: set[str] = set()
     wifi = variables.get("wifi")
     if isinstance(wifi, dict):
@@ -24,6 +24,7 @@ def inventory_secrets(variables: dict[str, Any]) -> set[str]:
         if isinstance(camera, dict):
             found.add(camera.get("secure_id"))
             found.add(camera.get("passphrase"))
+            found.add(camera.get("ftp_password"))
     # Very short strings would mask ordinary words; the schema rejects such secrets anyway.
     return {s for s in found if isinstance(s, str) and len(s) >= 4}
 

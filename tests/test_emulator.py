@@ -6,7 +6,6 @@ import itertools
 import json
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -28,6 +27,8 @@ from appliance.emulator import (
     load_media,
 )
 from appliance.emulator.media import media_key
+from tests.browser import available as browser_available
+from tests.browser import chromium
 
 REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
@@ -480,14 +481,19 @@ def test_reset_all_restores_state_and_clears_faults(
 ) -> None:
     client.get("command/changestatus", params={"status": "off"})
     client.get("command/floodlight_set_config", params={"config": '{"mode":"off"}'})
+    client.get("command/ftp_set_config", params={"config": '{"on_off":1,"user":"u"}'})
     control(camera, "fault", mode="html200", path="live/")
     control(camera, "reset", "POST", scope="all")
-    assert control(camera, "state") == {"floodlight": DEFAULT_FLOODLIGHT, "monitoring": "on"}
+    state = control(camera, "state")
+    ftp = state.pop("ftp")
+    assert state == {"floodlight": DEFAULT_FLOODLIGHT, "monitoring": "on"}
+    assert ftp["config"]["on_off"] == 0 and ftp["config"]["user"] == ""
     assert control(camera, "fault") == {"faults": []}
 
 
 def test_state_endpoint_can_set_state(camera: EmulatedCamera, client: httpx.Client) -> None:
     state = control(camera, "state", monitoring="off", floodlight='{"mode":"on"}')
+    state.pop("ftp")
     assert state == {"floodlight": {"mode": "on"}, "monitoring": "off"}
     assert client.get("command/changestatus", params={"status": "off"}).status_code == 409
 
@@ -875,59 +881,39 @@ def test_cli_needs_ffmpeg_for_a_new_cache(tmp_path: Path) -> None:
 
 # --- a real browser ------------------------------------------------------------------------
 
-BROWSER_ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--autoplay-policy=no-user-gesture-required",
-]
-
 
 @pytest.mark.browser
 def test_chromium_plays_the_live_stream_across_the_cycle_wrap(
     camera: EmulatedCamera,
 ) -> None:
     """Debian's chromium (native HLS) plays > 1 cycle (16 s) without waiting after start."""
-    from playwright.sync_api import sync_playwright
-
-    assert shutil.which("chromium"), "Debian's chromium is needed for this test"
-    with sync_playwright() as playwright, tempfile.TemporaryDirectory() as profile:
-        browser = playwright.chromium.launch_persistent_context(
-            profile, executable_path="/usr/bin/chromium", headless=True, args=BROWSER_ARGS
+    assert browser_available(), "Debian's chromium is needed for this test"
+    with tempfile.TemporaryDirectory() as profile, chromium(Path(profile)) as browser:
+        page = browser.new_page()
+        page.goto(f"{camera.control_url}/stats")
+        page.evaluate(
+            """src => {
+                document.body.innerHTML = '';
+                const video = document.createElement('video');
+                video.id = 'v'; video.muted = true; video.autoplay = true;
+                window.waits = 0;
+                video.addEventListener('waiting', () => { window.waits++; });
+                video.src = src;
+                document.body.appendChild(video);
+                video.play();
+            }""",
+            f"{camera.base_url}/live/index.m3u8",
         )
-        try:
-            page = browser.new_page()
-            page.goto(f"{camera.control_url}/stats")
-            page.evaluate(
-                """src => {
-                    document.body.innerHTML = '';
-                    const video = document.createElement('video');
-                    video.id = 'v'; video.muted = true; video.autoplay = true;
-                    window.waits = 0;
-                    video.addEventListener('waiting', () => { window.waits++; });
-                    video.src = src;
-                    document.body.appendChild(video);
-                    video.play();
-                }""",
-                f"{camera.base_url}/live/index.m3u8",
-            )
-            state = "() => ({t: v.currentTime, waits: window.waits, w: v.videoWidth})"
-            page.wait_for_function("() => v.currentTime > 1", timeout=20_000)
-            before = page.evaluate(state)
-            shot = page.screenshot()
-            # More than one 16 s cycle played, however slowly the machine runs it (bounded).
-            page.wait_for_function(f"() => v.currentTime > {before['t'] + 17}", timeout=90_000)
-            after = page.evaluate(state)
-            assert after["waits"] == before["waits"], "playback stalled"
-            assert after["w"] == 640
-            assert page.screenshot() != shot
-        finally:
-            browser.close()
+        state = "() => ({t: v.currentTime, waits: window.waits, w: v.videoWidth})"
+        page.wait_for_function("() => v.currentTime > 1", timeout=20_000)
+        before = page.evaluate(state)
+        shot = page.screenshot()
+        # More than one 16 s cycle played, however slowly the machine runs it (bounded).
+        page.wait_for_function(f"() => v.currentTime > {before['t'] + 17}", timeout=90_000)
+        after = page.evaluate(state)
+        assert after["waits"] == before["waits"], "playback stalled"
+        assert after["w"] == 640
+        assert page.screenshot() != shot
 
 
 def test_kept_alive_connections_have_nagle_off(camera: EmulatedCamera) -> None:

@@ -60,6 +60,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "firewall",
         "Show per camera what each Pi's firewall allowed and dropped.",
     ),
+    "recordings": (
+        "appliance.cli.recordings_cmd",
+        "recordings",
+        "List and prune the cameras' recordings on each Pi.",
+    ),
     "emulate": (
         "appliance.cli.emulate_cmd",
         "emulate",

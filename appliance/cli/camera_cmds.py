@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import dataclasses
 import os
 import re
 import tempfile
@@ -71,12 +72,18 @@ def talk(
     direct: bool,
     timeout: float,
     action: Callable[[CameraClient], Awaitable[T]],
+    secrets: tuple[str, ...] = (),
 ) -> T:
-    """Run `action` against the camera; any failure exits 1 with one scrubbed line."""
+    """Run `action` against the camera; any failure exits 1 with one scrubbed line.
+
+    SECRETS: more strings no message may show (they are sent to the camera).
+    """
     try:
         target = camera_target(inventory, appliance, cam, direct=direct)
     except TargetError as err:
         fail(f"{cam.get('name')}: {err}", EXIT_INVALID)
+    if secrets:
+        target = dataclasses.replace(target, secrets=(*target.secrets, *secrets))
 
     budget = timeout * COMMAND_BUDGET_TIMEOUTS
 
@@ -257,6 +264,81 @@ def snapshot(
     except OSError as err:
         fail(f"{path}: cannot write: {err.strerror or err}", EXIT_INVALID)
     click.echo(f"{name}: snapshot saved to {path} ({len(data) // 1024} kB)")
+
+
+@camera.command()
+@camera_options
+@click.argument("name")
+@click.argument("state", type=click.Choice(["on", "off"]))
+@click.option(
+    "--show-password",
+    is_flag=True,
+    help="When the camera must be set up in the Netatmo app: print its FTP password too.",
+)
+@no_traceback
+def ftp(
+    inventory_path: str,
+    vault_password_file: str | None,
+    host: str | None,
+    direct: bool,
+    timeout: float,
+    name: str,
+    state: str,
+    show_password: bool,
+) -> None:
+    """Switch camera NAME's FTP export of its recordings to the Pi on or off.
+
+    Sets server (the Pi's camera-side address), port 21, user cam-NAME, the camera's
+    ftp_password and path / over the camera's local API. When the camera does not take
+    them there, prints what to type into the Netatmo app instead, and exits 1.
+    """
+    from appliance.camera_ftp import (
+        CameraRefused,
+        FtpSettings,
+        FtpSetupError,
+        app_instructions,
+        apply_ftp,
+        refusal_line,
+        settings_for,
+    )
+
+    on = state == "on"
+    inventory = load_for_cameras(inventory_path, vault_password_file, direct=direct)
+    appliance, cam = find_camera(inventory, name, host)
+    if on:
+        try:
+            settings = settings_for(appliance.vars, cam, f"{appliance.name}: camera {name}")
+        except FtpSetupError as err:
+            fail(str(err), EXIT_INVALID)
+    else:
+        # Switching off sends only on_off: it needs no account (recordings may be off already).
+        settings = FtpSettings("", 0, "", "", "")
+    try:
+        talk(
+            inventory,
+            appliance,
+            cam,
+            direct,
+            timeout,
+            lambda client: apply_ftp(client, settings, on),
+            secrets=settings.secrets(),
+        )
+    except CameraRefused as err:
+        click.echo(refusal_line(name, str(err), settings.secrets()), err=True)
+        if on:
+            where = f"camera {name}'s ftp_password in {inventory.path}"
+            for line in app_instructions(settings, name, show_password, where):
+                click.echo(line)
+        else:
+            click.echo(f"{name}: switch the FTP export off in the Netatmo app (camera settings)")
+        raise SystemExit(EXIT_INVALID) from None
+    if on:
+        click.echo(
+            f"{name}: FTP export on (to {settings.server}:{settings.port} as {settings.user}, "
+            f"path {settings.path})"
+        )
+    else:
+        click.echo(f"{name}: FTP export off")
 
 
 def write_atomically(path: Path, data: bytes, mode: int = 0o644) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import signal
 import threading
@@ -11,6 +12,7 @@ from types import FrameType
 import click
 
 from appliance.emulator import DEFAULT_PRODUCT_NAME, EmulatedCamera, MediaError
+from appliance.emulator.ftp_export import DEFAULT_ALLOWED
 
 
 def parse_listen(value: str) -> tuple[str, int]:
@@ -50,6 +52,13 @@ def parse_listen(value: str) -> tuple[str, int]:
     help="Where the generated video is kept [default: $XDG_CACHE_HOME or "
     "~/.cache, /presence-appliance/emulator].",
 )
+@click.option(
+    "--ftp-allow",
+    "ftp_allow",
+    multiple=True,
+    metavar="CIDR",
+    help="A network the FTP export may upload to (repeatable) [default: 127.0.0.0/8 only].",
+)
 def emulate(
     name: str,
     secure_id: str,
@@ -57,12 +66,18 @@ def emulate(
     product_name: str,
     unknown_command_status: str,
     cache_dir: Path | None,
+    ftp_allow: tuple[str, ...],
 ) -> None:
     """Run an emulated Netatmo Presence camera (local API, snapshot, live HLS) until
     SIGTERM or Ctrl-C. Its /_emulator/ control API counts requests and injects faults."""
     host, port = parse_listen(listen)
     if not re.fullmatch(r"[0-9a-fA-F]{32}", secure_id):
         click.echo("warning: --secure-id is not 32 hex characters like a real camera's", err=True)
+    for network in ftp_allow:
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError:
+            raise click.ClickException(f"--ftp-allow {network!r}: not a network (CIDR)") from None
     try:
         camera = EmulatedCamera(
             name,
@@ -72,6 +87,7 @@ def emulate(
             product_name=product_name,
             unknown_command_status=int(unknown_command_status),
             cache_dir=cache_dir,
+            ftp_allow=ftp_allow or DEFAULT_ALLOWED,
         )
     except ValueError as err:
         raise click.ClickException(f"--secure-id: {err}") from None

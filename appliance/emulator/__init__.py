@@ -31,8 +31,20 @@ forwards it): `/_emulator/...`, GET or POST unless stated, answers are JSON.
   with status 200. down: close the connection without answering. One fault per prefix, the
   longest matching prefix wins; `mode=none` clears the given prefix, or every fault when no
   path is given. Without `mode`: lists the active faults. Answer: `{"faults": [...]}`.
-- `/_emulator/state[?monitoring=on|off][&floodlight=JSON]`: the floodlight config and
-  monitoring status (after applying the given changes).
+- `/_emulator/state[?monitoring=on|off][&floodlight=JSON]`: the floodlight config,
+  monitoring status (after applying the given changes) and FTP export (`ftp`: its config
+  without the password, and the last upload's result).
+- `POST /_emulator/event`: an event. With FTP export on, the newest 6 s of the live stream
+  become an MP4 (remuxed by ffmpeg) uploaded over passive FTP as
+  `<path>/YYYY/MM/DD/YYYY-MM-DD-HH.MM-<id>.mp4` (UTC). Answer and `state.ftp.last`:
+  `{"result": "ftp-0"|"ftp-3"|"off", "event", "file", "time", ["bytes"] | ["stage", "error"]}`.
+  The server must be an IP address inside the networks given by `ftp_allow`
+  (`emulate --ftp-allow CIDR`; loopback only by default), else `ftp-3` without connecting.
+
+FTP export (guessed shape, see ftp_export.py): `command/ftp_get_config` answers the settings
+`{"on_off", "server", "port", "user", "password", "path"}`; `command/ftp_set_config?config=JSON`
+merges the given keys (a path with `..`, a port out of range, text with spaces or control
+characters: 400, code 21, nothing changed).
 
 Python: `EmulatedCamera(name, secure_id, host, port).start()` / `.stop()`, or
 `CameraFleet.on_loopback(count)`. Command line: `presence-appliance emulate`.

@@ -8,6 +8,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+from appliance.emulator.ftp_export import FtpConfigError, FtpExport
+
 DEFAULT_FLOODLIGHT: dict[str, Any] = {
     "intensity": 100,
     "mode": "auto",
@@ -47,20 +49,23 @@ def command_error(code: int, message: str, status: int) -> Answer:
 
 @dataclass
 class CameraState:
-    """Floodlight config and monitoring status; thread-safe."""
+    """Floodlight config, monitoring status and FTP export settings; thread-safe."""
 
     floodlight: dict[str, Any] = field(default_factory=lambda: copy.deepcopy(DEFAULT_FLOODLIGHT))
     monitoring: str = "on"
+    ftp: FtpExport = field(default_factory=FtpExport)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
-            return {"floodlight": copy.deepcopy(self.floodlight), "monitoring": self.monitoring}
+            state = {"floodlight": copy.deepcopy(self.floodlight), "monitoring": self.monitoring}
+        return {**state, "ftp": self.ftp.public()}
 
     def reset(self) -> None:
         with self._lock:
             self.floodlight = copy.deepcopy(DEFAULT_FLOODLIGHT)
             self.monitoring = "on"
+        self.ftp.reset()
 
     def set_floodlight(self, config: dict[str, Any]) -> None:
         with self._lock:
@@ -97,6 +102,10 @@ def run_command(
         return _set_floodlight(query, state)
     if name == "changestatus":
         return _change_status(query, state)
+    if name == "ftp_get_config":
+        return json_answer(state.ftp.get())
+    if name == "ftp_set_config":
+        return _set_ftp(query, state)
     return html_answer(unknown_status, "404 Not Found")
 
 
@@ -112,6 +121,22 @@ def _set_floodlight(query: dict[str, list[str]], state: CameraState) -> Answer:
         return command_error(21, "Invalid config", 400)
     # A reported camera replaces the whole object with what was sent (partial, strings and all).
     state.set_floodlight(config)
+    return json_answer({"status": "ok"})
+
+
+def _set_ftp(query: dict[str, list[str]], state: CameraState) -> Answer:
+    raw = query.get("config", [""])[-1]
+    try:
+        config = json.loads(raw) if raw else None
+    except ValueError:
+        config = None
+    if not isinstance(config, dict):
+        return command_error(21, "Invalid config", 400)
+    try:
+        state.ftp.set(config)
+    except FtpConfigError as err:
+        # The message names the key, never the value (it may be the password).
+        return command_error(21, f"Invalid config: {err}", 400)
     return json_answer({"status": "ok"})
 
 

@@ -12,7 +12,7 @@ import socket
 import socketserver
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ from appliance.emulator.commands import (
     run_command,
 )
 from appliance.emulator.faults import Fault, FaultBook, FaultError
+from appliance.emulator.ftp_export import CLIP_SEGMENTS, DEFAULT_ALLOWED, FtpExport, cut_mp4
 from appliance.emulator.media import Media, load_media, snapshot
 from appliance.emulator.stats import Stats
 
@@ -250,6 +251,7 @@ class EmulatedCamera:
         clock: Callable[[], float] = time.time,
         cache_dir: Path | None = None,
         media: Media | None = None,
+        ftp_allow: Sequence[str] = DEFAULT_ALLOWED,
     ) -> None:
         if not secure_id or secure_id == CONTROL_PREFIX or re.search(r"[/\s?#]", secure_id):
             raise ValueError("secure id must be a non-empty path segment")
@@ -263,7 +265,8 @@ class EmulatedCamera:
         self.product_name = product_name
         self.unknown_command_status = unknown_command_status
         self.clock = clock
-        self.state = CameraState()
+        # Where its FTP export may connect (a test's own server; the camera network in the lab).
+        self.state = CameraState(ftp=FtpExport.allowing(ftp_allow))
         self.faults = FaultBook()
         self.stats = Stats()
         self.stopping = threading.Event()
@@ -390,9 +393,23 @@ class EmulatedCamera:
                 return json_answer({"faults": self.faults.describe()})
             if path == "state":
                 return self._control_state(query)
+            if path == "event":
+                if method != "POST":
+                    return json_answer({"error": "POST /_emulator/event"}, 405)
+                return json_answer(self.trigger_event())
         except FaultError as err:
             return json_answer({"error": str(err)}, 400)
         return json_answer({"error": f"no such control endpoint: /{CONTROL_PREFIX}/{path}"}, 404)
+
+    def trigger_event(self) -> dict[str, Any]:
+        """An event: when FTP export is on, the newest seconds of video go to the FTP server."""
+        now = self.clock()
+        newest = playlists.newest_segment(now)
+        segments = [
+            self.media.stream.segment(n)
+            for n in range(max(0, newest - CLIP_SEGMENTS + 1), newest + 1)
+        ]
+        return self.state.ftp.upload_event(lambda out: cut_mp4(segments, out), now)
 
     def _control_state(self, query: dict[str, list[str]]) -> Answer:
         if "monitoring" in query:

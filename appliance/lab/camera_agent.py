@@ -9,6 +9,7 @@ rejoins with a fresh DHCP exchange once the link is back, as a camera re-associa
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import os
 import shutil
@@ -66,7 +67,7 @@ def _event_script(lab: Path) -> Path:
     return script
 
 
-def _emulator_cmd(name: str, ip: str) -> list[str]:
+def _emulator_cmd(name: str, ip: str, network: str | None = None) -> list[str]:
     # The secure id travels in the environment (PRESENCE_EMULATOR_SECURE_ID), never on the
     # command line, which every user can read in /proc.
     return [
@@ -78,7 +79,17 @@ def _emulator_cmd(name: str, ip: str) -> list[str]:
         name,
         "--listen",
         f"{ip}:80",
+        # Its FTP export may reach its own network (the Pi), as a camera on that Wi-Fi would.
+        *(["--ftp-allow", network] if network else []),
     ]
+
+
+def _network(lease: dict[str, Any]) -> str | None:
+    """The lease's network as CIDR (ip and mask), None when the lease does not say."""
+    try:
+        return str(ipaddress.ip_network(f"{lease['ip']}/{lease['mask']}", strict=False))
+    except (KeyError, ValueError):
+        return None
 
 
 def _stop(proc: subprocess.Popen[bytes] | None) -> None:
@@ -144,14 +155,14 @@ class Agent:
             cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL
         )
 
-    def ensure_emulator(self, ip: str) -> None:
+    def ensure_emulator(self, ip: str, network: str | None = None) -> None:
         """(Re)start the emulator when the address changed or it exited."""
         if self.emulator and self.emulator.poll() is None and self.serving_ip == ip:
             return
         _stop(self.emulator)
         print(f"camera {self.name}: serving the emulator on {ip}:80", flush=True)
         self.emulator = subprocess.Popen(
-            _emulator_cmd(self.name, ip),
+            _emulator_cmd(self.name, ip, network),
             stdin=subprocess.DEVNULL,
             env={**os.environ, "PRESENCE_EMULATOR_SECURE_ID": self.secure_id},
         )
@@ -181,7 +192,7 @@ class Agent:
                 self.start_dhcp(None)  # udhcpc ended (it should not): start over
             lease = read_lease(self.lab, self.name)
             if lease:
-                self.ensure_emulator(lease["ip"])
+                self.ensure_emulator(lease["ip"], _network(lease))
             time.sleep(POLL_SECONDS)
 
 

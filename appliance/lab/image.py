@@ -48,6 +48,9 @@ PACKAGES = [
     "fail2ban",
     "wireguard-tools",
     "wireguard-go",
+    # recordings (issue 15): the cameras' FTP export target and its password-file PAM module
+    "vsftpd",
+    "libpam-pwdfile",
 ]
 
 Progress = Callable[[str], None]
@@ -226,6 +229,9 @@ def _build(release: str, rootfs: Path, progress: Progress) -> None:
     # Timers that would reach for the network or hold the dpkg lock while a role installs.
     for timer in ("apt-daily.timer", "apt-daily-upgrade.timer"):
         (rootfs / "etc/systemd/system/timers.target.wants" / timer).unlink(missing_ok=True)
+    # A Pi gets vsftpd only with recordings on, and the recordings role enables it then: the
+    # package's own (every address, system users) server never runs in the lab.
+    (rootfs / "etc/systemd/system/multi-user.target.wants/vsftpd.service").unlink(missing_ok=True)
     # debootstrap copied the build host's resolver; each Pi gets the lab's at `lab up`.
     (rootfs / "etc/resolv.conf").write_text("# written per Pi by `presence-appliance lab up`\n")
     # Host keys and machine id are made per lab at `lab up`, never shared through the image.

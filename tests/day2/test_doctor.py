@@ -565,6 +565,27 @@ def test_wireguard_is_ours_only_with_remote_access(pin: Path) -> None:
     assert checks["service:wg-quick@wg0"].status == OK
 
 
+def test_vsftpd_is_ours_only_with_a_recording_camera(pin: Path) -> None:
+    variables = lab_vars()
+    assert not any(
+        n.startswith("service:vsftpd")
+        for n in by_name(diagnose("p", variables, recorded(), 0.1, pin, False))
+    )
+    variables["recordings"] = {}
+    variables["cameras"] = [{**variables["cameras"][0], "recordings": True}]
+    services = split_sections(RECORDED)["services"].text + "\nvsftpd failed"
+    checks = by_name(
+        diagnose("p", variables, recorded(services=Section(services, 0)), 0.1, pin, False)
+    )
+    assert checks["service:vsftpd"].status == FAIL and checks["service:vsftpd"].message == "failed"
+    assert "journalctl -u vsftpd -b" in checks["service:vsftpd"].fix
+    services = services.replace("vsftpd failed", "vsftpd active")
+    checks = by_name(
+        diagnose("p", variables, recorded(services=Section(services, 0)), 0.1, pin, False)
+    )
+    assert checks["service:vsftpd"].status == OK
+
+
 def test_a_hostile_pi_cannot_write_to_the_terminal(
     fake_ssh: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -193,7 +193,8 @@ def test_init_writes_a_valid_vaulted_inventory(fake_ssh: Path, tmp_path: Path) -
     text = inventory.read_text()
     for secret in (passphrase, password, DRIVE_ID):
         assert secret not in text
-    assert text.count("!vault |") == 4  # passphrase, web password, two cameras' secure ids
+    # passphrase, web password, two cameras' secure ids and FTP passwords
+    assert text.count("!vault |") == 6
     assert "# The cameras' Wi-Fi, served by the Pi." in text
 
     # Every command finds the vault password by itself.
@@ -216,7 +217,11 @@ def test_init_writes_a_valid_vaulted_inventory(fake_ssh: Path, tmp_path: Path) -
         "ip": "10.42.0.11",
         "secure_id": DRIVE_ID,
         "cloud": "block",
+        "ftp_password": cameras["drive"]["ftp_password"],
     }
+    # Generated, each camera its own (recordings stay off until `recordings: true`).
+    assert len(cameras["drive"]["ftp_password"]) == 24
+    assert cameras["drive"]["ftp_password"] != cameras["allee-du-jardin"]["ftp_password"]
     assert cameras["allee-du-jardin"]["ip"] == "10.42.0.12"
     assert loaded["ansible_host"] == "10.203.208.5" and loaded["ansible_become"] is True
 

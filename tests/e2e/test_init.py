@@ -118,7 +118,8 @@ def test_init_then_install_then_camera_from_lease(lab: Lab, tmp_path: Path) -> N
     secret = _secure_ids(lab)[first.name]
     assert secret not in text and secret not in result.stdout
     passphrase = result.stdout.split("passphrase: ", 1)[1].split()[0]
-    assert passphrase not in text and text.count("!vault |") == 3
+    # Vaulted: the Wi-Fi passphrase, the web password, the camera's secure id and FTP password.
+    assert passphrase not in text and text.count("!vault |") == 4
     assert f'mac: "{first.mac}"' in text and f"ip: {first.ip}" in text
 
     # Again without --force: refused, nothing changed.
@@ -154,7 +155,7 @@ def test_init_then_install_then_camera_from_lease(lab: Lab, tmp_path: Path) -> N
     assert added.returncode == 0, added.stdout + added.stderr
     assert f"added camera {second.name}" in added.stdout  # its DHCP host name
     assert _secure_ids(lab)[second.name] not in inventory.read_text()
-    assert inventory.read_text().count("!vault |") == 4
+    assert inventory.read_text().count("!vault |") == 5  # + the new camera's secure id
 
     again = lab.cli("install", "-i", str(inventory), "--no-check", timeout=900)
     assert again.returncode == 0, again.stdout[-4000:] + again.stderr[-2000:]

@@ -77,8 +77,10 @@ def _stratum(lab: Lab, netns: str, server: str) -> int | None:
     return int(json.loads(result.stdout)["stratum"])
 
 
-@pytest.fixture
-def provisioned(lab: Lab) -> Lab:
+@pytest.fixture(scope="module")
+def provisioned(lab_session: Any) -> Lab:
+    """Provisioned once per module: each test puts back what it changes."""
+    lab = lab_session.ensure_up()
     result = _install(lab)
     assert result.returncode == 0, result.stdout + result.stderr
     return lab

@@ -37,9 +37,11 @@ def wait_for_event(
     )
 
 
-@pytest.fixture
-def installed(lab: Lab, tmp_path: Path) -> tuple[Lab, Path]:
-    inventory = write_inventory(lab, tmp_path / "good" / "inventory.yml")
+@pytest.fixture(scope="module")
+def installed(lab_session: Any, tmp_path_factory: pytest.TempPathFactory) -> tuple[Lab, Path]:
+    """Provisioned once per module: each test puts back what it changes."""
+    lab = lab_session.ensure_up()
+    inventory = write_inventory(lab, tmp_path_factory.mktemp("rejoin") / "good" / "inventory.yml")
     result = install(lab, inventory)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     for camera in lab.plan.pis[0].cameras:

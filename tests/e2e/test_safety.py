@@ -45,10 +45,12 @@ def live_digest(lab: Lab, path: str) -> str:
     return lab.pi_exec("sha256sum", path).stdout.split()[0]
 
 
-@pytest.fixture
-def installed(lab: Lab, tmp_path: Path) -> tuple[Lab, Path]:
-    """The lab Pi provisioned with every role from the lab's inventory."""
-    inventory = write_inventory(lab, tmp_path / "good" / "inventory.yml")
+@pytest.fixture(scope="module")
+def installed(lab_session: Any, tmp_path_factory: pytest.TempPathFactory) -> tuple[Lab, Path]:
+    """The lab Pi provisioned with every role from the lab's inventory, once per module (each
+    test puts back what it changes: a full install is most of a lab test's time)."""
+    lab = lab_session.ensure_up()
+    inventory = write_inventory(lab, tmp_path_factory.mktemp("safety") / "good" / "inventory.yml")
     result = install(lab, inventory)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     return lab, inventory

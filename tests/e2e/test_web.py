@@ -83,10 +83,13 @@ class Browser:
         return status, headers, body, took
 
 
-@pytest.fixture
-def web(lab: Lab, tmp_path: Path) -> tuple[Lab, Path]:
-    """The lab Pi provisioned with every role (the proxy needs the camera network)."""
-    inventory = _inventory(lab, tmp_path)
+@pytest.fixture(scope="module")
+def web(lab_session: Any, tmp_path_factory: pytest.TempPathFactory) -> tuple[Lab, Path]:
+    """The lab Pi provisioned with every role (the proxy needs the camera network), once per
+    module: a full install is most of a lab test's time, and the tests leave it as they found
+    it (the one that changes the certificate runs last)."""
+    lab = lab_session.ensure_up()
+    inventory = _inventory(lab, tmp_path_factory.mktemp("web"))
     result = _install(lab, inventory, tags=None)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     for camera in lab.plan.pis[0].cameras:

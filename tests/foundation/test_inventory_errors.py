@@ -34,6 +34,8 @@ COMMANDS = [
     ["doctor"],
     ["firewall"],
     ["remote", "list"],
+    ["recordings", "list"],
+    ["recordings", "prune", "--dry-run"],
 ]
 
 

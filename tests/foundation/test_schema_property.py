@@ -17,7 +17,7 @@ pytestmark = pytest.mark.property
 
 BASE = appliance_vars(example_data())
 # Values that must never appear in a message (they may be real secrets).
-SECRET_KEYS = {"passphrase", "secure_id", "password", "password_hash"}
+SECRET_KEYS = {"passphrase", "secure_id", "password", "password_hash", "ftp_password"}
 
 
 def _strings(node: Any, key: str = "") -> list[tuple[bool, str]]:

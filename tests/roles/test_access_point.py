@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import copy
+import os
 import re
+import signal
 import subprocess
+import uuid
 from pathlib import Path
 
 import pytest
@@ -186,7 +189,83 @@ def test_camera_interface_network_file_touches_only_the_camera_interface(tmp_pat
     text = (out / "etc/systemd/network/60-presence-camera.network").read_text()
     assert re.findall(r"^Name=(.*)$", text, flags=re.M) == ["pan-wl0"]
     assert "Address=10.203.64.1/24" in text
-    assert "RequiredForOnline=no" in text
+    assert re.findall(r"^RequiredForOnline=(.*)$", text, flags=re.M) == ["no-carrier"]
+
+
+# systemd-networkd and its wait-online, run for real in a namespace of this test (names fwt-,
+# addresses 10.203.192.0/20) with a private /run/systemd and the rendered .network files as
+# /etc/systemd/network. networkd waits for udev unless /sys is read-only (its rule for
+# containers), and no udev runs here: /sys is remounted read-only in the private mount space.
+NETWORKD_SCRIPT = """
+mount -t tmpfs tmpfs /run/systemd
+mkdir -p /run/systemd/netif/links /run/systemd/netif/leases /run/systemd/netif/lldp
+chown -R systemd-network:systemd-network /run/systemd/netif
+mount -o remount,bind,ro /sys
+mount --bind "$1" /etc/systemd/network
+/lib/systemd/systemd-networkd &
+networkd=$!
+/lib/systemd/systemd-networkd-wait-online --timeout="$2"
+online=$?
+ip -o addr show dev "$3"
+ip -o link show dev "$3"
+kill "$networkd"
+wait "$networkd"
+exit "$online"
+"""
+
+
+def _wait_online(network_dir: Path, interface: str, timeout: int) -> tuple[bool, str]:
+    """Boot-like: networkd configures the links, wait-online decides (bounded by TIMEOUT);
+    True when wait-online found the network online, and what `ip` shows of INTERFACE."""
+    ns = f"fwt-wo-{uuid.uuid4().hex[:5]}"
+    peer = f"fwt{ns[-5:]}"
+    subprocess.run(["ip", "netns", "add", ns], check=True, timeout=10)
+    proc = None
+    try:
+        # The camera interface with its far end down: no carrier, as a Wi-Fi interface has
+        # until hostapd brings the radio up.
+        in_ns = ["ip", "-n", ns, "link"]
+        subprocess.run([*in_ns, "add", interface, "type", "veth", "peer", "name", peer],
+                       check=True, timeout=10)  # fmt: skip
+        subprocess.run([*in_ns, "set", "lo", "up"], check=True, timeout=10)
+        argv = ["ip", "netns", "exec", ns, "unshare", "--mount", "--propagation", "private",
+                "sh", "-c", NETWORKD_SCRIPT, "networkd", str(network_dir), str(timeout),
+                interface]  # fmt: skip
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True, start_new_session=True)  # fmt: skip
+        output, _ = proc.communicate(timeout=timeout + 20)
+        return proc.returncode == 0, output
+    finally:
+        if proc is not None and proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+        subprocess.run(["ip", "netns", "delete", ns], capture_output=True, timeout=10)
+
+
+@pytest.mark.netns
+def test_boot_does_not_wait_for_the_camera_interface(tmp_path: Path) -> None:
+    """The real systemd-networkd-wait-online, with the rendered file as networkd's only one
+    and the camera interface without carrier, finds the Pi online once the address is set;
+    with `RequiredForOnline=no` it would wait until its timeout (a boot stalled 120 s)."""
+    if not Path("/lib/systemd/systemd-networkd-wait-online").exists():
+        pytest.fail("this test needs systemd-networkd (Debian's systemd package)")
+    variables = load_scenario("ap_isolate")
+    variables["camera_network"].update(
+        {"address": "10.203.192.1/24", "dhcp_range": ["10.203.192.100", "10.203.192.200"]}
+    )
+    for number, camera in enumerate(variables["cameras"], start=11):
+        camera["ip"] = f"10.203.192.{number}"
+    out = render_inventory(write_inventory(variables, tmp_path / "inv.yml"), tmp_path / "out")
+    network_dir = out / "etc/systemd/network"
+    interface = variables["camera_network"]["interface"]
+    online, shown = _wait_online(network_dir, interface, timeout=30)
+    assert online, shown
+    assert "inet 10.203.192.1/24" in shown and "NO-CARRIER" in shown, shown
+    # The control: the same file with `no` leaves wait-online no link to wait for.
+    network = network_dir / "60-presence-camera.network"
+    network.write_text(network.read_text().replace("=no-carrier", "=no"))
+    online, shown = _wait_online(network_dir, interface, timeout=3)
+    assert not online, shown
 
 
 def test_every_template_starts_with_the_managed_header() -> None:

@@ -158,6 +158,7 @@ ADMIN = "10.203.193.10"
 WAN = "10.203.194.2"
 NETATMO = "10.203.194.3"
 NORD, SUED, STRANGER = "10.203.192.11", "10.203.192.12", "10.203.192.150"
+FTP_PASSIVE = (50000, 50019)
 
 
 def _policy_inventory(tmp_path: Path) -> dict[str, Any]:
@@ -169,6 +170,10 @@ def _policy_inventory(tmp_path: Path) -> dict[str, Any]:
     }
     variables["cameras"][0]["ip"] = NORD
     variables["cameras"][1]["ip"] = SUED
+    # nord exports recordings to the Pi by FTP; sued does not.
+    variables["recordings"] = {"ftp": {"passive_ports": list(FTP_PASSIVE)}}
+    variables["cameras"][0]["recordings"] = True
+    variables["cameras"][0]["ftp_password"] = "nord-ftp-Secret-1"
     variables["firewall"] = {"admin_sources": [f"{ADMIN}/32"]}
     # 10.203.194.0/24 plays the internet here: the private list names the rest explicitly.
     variables["firewall_private_v4"] = ["10.203.192.0/23", "172.16.0.0/12", "192.168.0.0/16"]
@@ -234,7 +239,9 @@ class FirewallLab:
         self.sh("wan", "ip", "addr", "add", f"{NETATMO}/24", "dev", "eth0")
         self.sh("wan", "ip", "route", "add", "default", "via", "10.203.194.1")
         # Listeners: the Pi's services, a LAN host, the internet, a camera's HTTP API.
-        self.listen("pi", tcp=[22, 53, 80, 443, 8080], udp=[53, 67, 123, 9999])
+        self.listen(
+            "pi", tcp=[21, 22, 53, 80, 443, 8080, *FTP_PASSIVE, 50020], udp=[53, 67, 123, 9999]
+        )
         self.listen("lan", tcp=[8080], udp=[9999])
         self.listen("wan", tcp=[80, 443], udp=[123, 500, 4500])
         self.listen("nord", tcp=[80], udp=[])
@@ -310,6 +317,18 @@ def test_policy_table_in_namespaces(fwlab: FirewallLab, netns: Netns, tmp_path: 
     before = fwlab.counters()["cam_nord_drop_pi"]
     assert not fwlab.ping("nord", f"{pi_v6.group(1)}%wlan0", "-6")
     assert fwlab.counters()["cam_nord_drop_pi"] > before
+
+    # camera -> Pi's FTP (recordings): control and the passive range on the camera-side
+    # address, for the recording camera only; a camera without recordings reaches no FTP.
+    for port in (21, *FTP_PASSIVE):
+        assert fwlab.probe("nord", "tcp", PI_CAM, port) == f"from {NORD}", port
+        blocked("sued", "tcp", PI_CAM, port, "cam_sued_drop_pi")
+    blocked("stranger", "tcp", PI_CAM, 21, "unknown_drop_pi")
+    blocked("nord", "tcp", PI_CAM, FTP_PASSIVE[1] + 1, "cam_nord_drop_pi")  # outside the range
+    blocked("nord", "tcp", PI_LAN, 21, "cam_nord_drop_pi")  # not the uplink address
+    blocked("lan", "tcp", PI_LAN, 21, "lan_drop_pi")  # the home network: no FTP at all
+    blocked("lan", "tcp", PI_CAM, 21, "lan_drop_pi")
+    blocked("lan", "tcp", PI_CAM, FTP_PASSIVE[0], "lan_drop_pi")
 
     # camera -> camera, routed through the Pi (ap_isolate already stops the direct way).
     fwlab.sh("nord", "ip", "route", "add", f"{SUED}/32", "via", PI_CAM)
@@ -569,3 +588,27 @@ def test_report_rotates_the_log_and_writes_the_dashboard_summary(
     calls.clear()
     helper.cmd_report(None)
     assert log.exists() and not calls
+
+
+def test_ftp_is_opened_only_with_recordings_and_only_for_recording_cameras(
+    tmp_path: Path,
+) -> None:
+    plain = render_scenario("ap_isolate", tmp_path / "plain", roles=("firewall",)) / RULESET
+    assert "tcp dport { 21" not in plain.read_text()
+    variables = load_scenario("ap_isolate")
+    variables["recordings"] = {"ftp": {"passive_ports": [40000, 40009]}}
+    variables["cameras"][1]["recordings"] = True
+    variables["cameras"][1]["ftp_password"] = "sued-ftp-Secret-2"
+    out = _render_variant(tmp_path, "rec", variables)
+    assert nft_check(out / RULESET).returncode == 0
+    rows = [
+        line.strip() for line in (out / RULESET).read_text().splitlines() if "dport { 21" in line
+    ]
+    assert rows == [
+        "ip daddr 10.203.64.1 tcp dport { 21, 40000-40009 } ether saddr . ip saddr"
+        " { 70:ee:50:00:00:02 . 10.203.64.12 } accept"
+    ]
+    # recordings: true without the appliance's `recordings` (refused by validate) opens nothing.
+    del variables["recordings"]
+    bare = _render_variant(tmp_path, "bare", variables)
+    assert "dport { 21" not in (bare / RULESET).read_text()

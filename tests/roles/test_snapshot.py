@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.roles.conftest import REPO, render_scenario
+from tests.roles.conftest import REPO, render_scenario, write_inventory
 
 TOOL = REPO / "roles" / "snapshot" / "files" / "presence_snapshot.py"
 ROLE_VARS = REPO / "roles" / "snapshot" / "vars" / "main.yml"
@@ -160,6 +160,13 @@ def test_the_spec_covers_every_file_the_roles_write(tmp_path: Path) -> None:
     inventory = load_inventory(str(REPO / "inventory.example.yml"))
     web = render_appliance(inventory, inventory.appliances[0].name, tmp_path / "web")
     written |= {f.path for f in web}
+    # The recordings role's files exist only with recordings on.
+    from tests.roles.test_recordings import recording_vars
+
+    recorded = write_inventory(recording_vars(), tmp_path / "recordings.yml")
+    rec = render_appliance(load_inventory(str(recorded)), "pi", tmp_path / "rec", ["recordings"])
+    assert rec, "the recordings role rendered nothing"
+    written |= {f.path for f in rec}
     uncovered = [
         path
         for path in sorted(written)
@@ -180,5 +187,9 @@ def test_the_spec_covers_every_file_the_roles_write(tmp_path: Path) -> None:
         "/usr/local/sbin/presence-firewall",
         "/etc/wireguard/wg0.conf",
         "/usr/local/sbin/presence-wg-syncconf",
+        "/usr/local/sbin/presence-vsftpd-check",
+        "/etc/vsftpd.conf",
+        "/etc/presence-appliance/recordings.json",
+        "/usr/local/sbin/presence-recordings",
     }
     assert os.path.basename(checked["/etc/hostapd/hostapd.conf"]) == "presence-hostapd-check"

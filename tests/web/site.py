@@ -141,6 +141,10 @@ class WebSite:
     users: dict[str, str] = field(default_factory=dict)
     nginx: subprocess.Popen[bytes] | None = None
     server_name: str = "cams.paw.test"
+    # The address block (10.203.<octet>.0/22 uplinks, the next /22 camera networks) and the
+    # prefix of namespace and veth names: another test file can take its own.
+    octet: int = 96
+    names: str = "paw"
     _viewer_hash: str = ""
     _veths: list[str] = field(default_factory=list)
     _namespaces: list[str] = field(default_factory=list)
@@ -148,14 +152,14 @@ class WebSite:
     # Addresses of this site (one /30 uplink, one /29 camera network per slot).
     @property
     def host_ip(self) -> str:
-        return f"10.203.{96 + self.slot // 64}.{(self.slot % 64) * 4 + 1}"
+        return f"10.203.{self.octet + self.slot // 64}.{(self.slot % 64) * 4 + 1}"
 
     @property
     def pi_ip(self) -> str:
-        return f"10.203.{96 + self.slot // 64}.{(self.slot % 64) * 4 + 2}"
+        return f"10.203.{self.octet + self.slot // 64}.{(self.slot % 64) * 4 + 2}"
 
     def camera_ip(self, index: int) -> str:
-        return f"10.203.{100 + self.slot // 32}.{(self.slot % 32) * 8 + 1 + index}"
+        return f"10.203.{self.octet + 4 + self.slot // 32}.{(self.slot % 32) * 8 + 1 + index}"
 
     @property
     def prefix(self) -> Path:
@@ -175,7 +179,7 @@ class WebSite:
 
     # --- building -------------------------------------------------------------------
     def network(self) -> None:
-        self.namespace = f"paw-pi-{self.tag}"
+        self.namespace = f"{self.names}-pi-{self.tag}"
         run(["ip", "netns", "add", self.namespace])
         self._namespaces.append(self.namespace)
         self.ns(["ip", "link", "set", "lo", "up"])
@@ -183,7 +187,7 @@ class WebSite:
             ("u", "uplink0", f"{self.host_ip}/30", f"{self.pi_ip}/30"),
             ("c", "cam0", None, f"{self.camera_ip(0)}/29"),
         ):
-            outer = f"paw{kind}{self.tag}"
+            outer = f"{self.names}{kind}{self.tag}"
             run(["ip", "link", "add", outer, "type", "veth", "peer", "name", f"{outer}x"])
             self._veths.append(outer)
             run(["ip", "link", "set", f"{outer}x", "netns", self.namespace])
@@ -205,7 +209,7 @@ class WebSite:
         """A camera on the camera network; `ip`/`prefix` for one beyond the site's /29."""
         index = len(self.cameras) + 1
         ip = ip or self.camera_ip(index)
-        run(["ip", "addr", "add", f"{ip}/{prefix}", "dev", f"pawc{self.tag}"])
+        run(["ip", "addr", "add", f"{ip}/{prefix}", "dev", f"{self.names}c{self.tag}"])
         camera = Camera(
             name, ip, secrets.token_hex(16), emulated, log=self.root / f"camera-{name}.log"
         )
@@ -422,13 +426,21 @@ class WebSite:
 
 
 def build_site(
-    root: Path, cameras: tuple[str, ...] = ("nord", "garage"), evil: bool = True
+    root: Path,
+    cameras: tuple[str, ...] = ("nord", "garage"),
+    evil: bool = True,
+    *,
+    octet: int = 96,
+    names: str = "paw",
 ) -> WebSite:
     """A running site: namespace, cameras, rendered role files, nginx. Caller cleans up."""
     root.mkdir(parents=True, exist_ok=True)
     root.chmod(0o755)  # nginx's workers (www-data) walk into it
     site = WebSite(
-        root=root, users={"admin": secrets.token_urlsafe(12), "viewer": secrets.token_urlsafe(12)}
+        root=root,
+        users={"admin": secrets.token_urlsafe(12), "viewer": secrets.token_urlsafe(12)},
+        octet=octet,
+        names=names,
     )
     try:
         site.network()

@@ -17,8 +17,10 @@ from typing import Any
 
 import pytest
 
+from tests.browser import available as browser_available
+from tests.browser import chromium, goto
 from tests.web.site import WebSite, build_site
-from tests.web.test_web_browser import CHROMIUM, FLAGS, wait_playing
+from tests.web.test_web_browser import VIEWPORT, wait_playing
 
 pytestmark = [pytest.mark.browser, pytest.mark.netns]
 
@@ -39,7 +41,7 @@ def _remote(site: WebSite) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def site() -> Iterator[WebSite]:
-    if os.geteuid() != 0 or shutil.which("nginx") is None or not Path(CHROMIUM).exists():
+    if os.geteuid() != 0 or shutil.which("nginx") is None or not browser_available():
         pytest.fail("the browser tests need root, nginx and chromium (make deps)")
     root = Path(f"/tmp/paw-remote-{uuid.uuid4().hex[:6]}")
     built = build_site(root, cameras=CAMERAS, evil=False)
@@ -55,34 +57,9 @@ def site() -> Iterator[WebSite]:
 
 @pytest.fixture
 def context(site: WebSite, tmp_path: Path) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser_context = playwright.chromium.launch_persistent_context(
-            str(tmp_path / "profile"),
-            executable_path=CHROMIUM,
-            headless=True,
-            args=FLAGS,
-            http_credentials={"username": "admin", "password": site.users["admin"]},
-            ignore_https_errors=True,
-            viewport={"width": 1280, "height": 760},
-        )
-        try:
-            yield browser_context
-        finally:
-            browser_context.close()
-
-
-def _goto(page: Any, url: str | None = None) -> None:
-    """Load (or reload) the page. Other tests on this machine add and remove interfaces all
-    the time, and chromium aborts a navigation with ERR_NETWORK_CHANGED when one changes."""
-    for attempt in range(3):
-        try:
-            page.goto(url) if url else page.reload()
-            return
-        except Exception as err:  # playwright's Error
-            if "ERR_NETWORK_CHANGED" not in str(err) or attempt == 2:
-                raise
+    login = ("admin", site.users["admin"])
+    with chromium(tmp_path / "profile", login=login, viewport=VIEWPORT) as browser_context:
+        yield browser_context
 
 
 def _media_requests(page: Any) -> list[str]:
@@ -111,7 +88,7 @@ def test_tunnel_client_gets_snapshots_and_plays_only_on_tap(site: WebSite, conte
         assert client.get("/client.json").json() == {"remote": 1}
     page = context.new_page()
     requests = _media_requests(page)
-    _goto(page, site.base_url)
+    goto(page, site.base_url)
     page.wait_for_selector('body[data-mode="saver"]', timeout=15000)
     for name in CAMERAS:
         page.wait_for_selector(f'[data-camera="{name}"][data-player="preview"]', timeout=15000)
@@ -134,13 +111,13 @@ def test_tunnel_client_gets_snapshots_and_plays_only_on_tap(site: WebSite, conte
 def test_quality_choice_is_remembered_per_browser(site: WebSite, context: Any) -> None:
     page = context.new_page()
     requests = _media_requests(page)
-    _goto(page, site.base_url)
+    goto(page, site.base_url)
     page.wait_for_selector('[data-camera="nord"][data-player="preview"]', timeout=15000)
     page.locator('[data-role="quality"]').select_option("medium")
     page.locator('[data-camera="nord"] [data-role="play"]').click()
     wait_playing(page, "nord")
     assert any("/cameras/nord/live/files/medium/index.m3u8" in url for url in requests), requests
-    _goto(page)
+    goto(page)
     page.wait_for_selector('[data-camera="nord"][data-player="preview"]', timeout=15000)
     assert page.locator('[data-role="quality"]').input_value() == "medium"
     assert page.evaluate("() => localStorage.getItem('presence-appliance.quality')") == "medium"
@@ -155,14 +132,14 @@ def test_home_network_wide_screen_autoplays_and_phone_size_saves(
         with site.client() as client:
             assert client.get("/client.json").json() == {"remote": 0}
         page = context.new_page()
-        _goto(page, site.base_url)
+        goto(page, site.base_url)
         page.wait_for_selector('body[data-mode="full"]', timeout=15000)
         for name in CAMERAS:
             wait_playing(page, name)
         phone = context.new_page()
         phone.set_viewport_size({"width": 390, "height": 844})
         requests = _media_requests(phone)
-        _goto(phone, site.base_url)
+        goto(phone, site.base_url)
         phone.wait_for_selector('body[data-mode="saver"]', timeout=15000)
         _snapshots_refresh(phone, "nord")
         assert requests == []

@@ -12,28 +12,19 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.browser import available as browser_available
+from tests.browser import chromium
 from tests.web.site import REPO, WebSite, build_site
 
 pytestmark = [pytest.mark.browser, pytest.mark.netns]
 
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--autoplay-policy=no-user-gesture-required",
-]
 ARTIFACTS = REPO / "test-artifacts"
+VIEWPORT = {"width": 1280, "height": 760}
 
 
 @pytest.fixture(scope="module")
 def site() -> Iterator[WebSite]:
-    if os.geteuid() != 0 or shutil.which("nginx") is None or not Path(CHROMIUM).exists():
+    if os.geteuid() != 0 or shutil.which("nginx") is None or not browser_available():
         pytest.fail("the browser tests need root, nginx and chromium (make deps)")
     root = Path(f"/tmp/paw-web-{uuid.uuid4().hex[:6]}")
     built = build_site(root, cameras=("nord", "garage"), evil=False)
@@ -46,22 +37,9 @@ def site() -> Iterator[WebSite]:
 
 @pytest.fixture
 def browser(site: WebSite, tmp_path: Path) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            str(tmp_path / "profile"),
-            executable_path=CHROMIUM,
-            headless=True,
-            args=FLAGS,
-            http_credentials={"username": "admin", "password": site.users["admin"]},
-            ignore_https_errors=True,
-            viewport={"width": 1280, "height": 760},
-        )
-        try:
-            yield context
-        finally:
-            context.close()
+    login = ("admin", site.users["admin"])
+    with chromium(tmp_path / "profile", login=login, viewport=VIEWPORT) as context:
+        yield context
 
 
 def current_time(page: Any, camera: str) -> float:

@@ -17,8 +17,9 @@ from typing import Any
 
 import pytest
 
+from tests.browser import available as browser_available
+from tests.browser import chromium
 from tests.web.site import WebSite, build_site
-from tests.web.test_web_browser import CHROMIUM, FLAGS
 
 pytestmark = [pytest.mark.browser, pytest.mark.netns]
 
@@ -27,7 +28,7 @@ PWNED = "() => [window.__pwned === true, window.__pwned_inline === true, window.
 
 @pytest.fixture(scope="module")
 def site() -> Iterator[WebSite]:
-    if os.geteuid() != 0 or shutil.which("nginx") is None or not Path(CHROMIUM).exists():
+    if os.geteuid() != 0 or shutil.which("nginx") is None or not browser_available():
         pytest.fail("the browser tests need root, nginx and chromium (make deps)")
     root = Path(f"/tmp/paw-web-{uuid.uuid4().hex[:6]}")
     built = build_site(root, cameras=("nord", "garage"), evil=True)
@@ -40,21 +41,8 @@ def site() -> Iterator[WebSite]:
 
 @pytest.fixture
 def browser(site: WebSite, tmp_path: Path) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            str(tmp_path / "profile"),
-            executable_path=CHROMIUM,
-            headless=True,
-            args=FLAGS,
-            http_credentials={"username": "admin", "password": site.users["admin"]},
-            ignore_https_errors=True,
-        )
-        try:
-            yield context
-        finally:
-            context.close()
+    with chromium(tmp_path / "profile", login=("admin", site.users["admin"])) as context:
+        yield context
 
 
 def commands_reached(site: WebSite) -> dict[str, int]:

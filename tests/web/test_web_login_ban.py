@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.browser import chromium
 from tests.web.site import REPO, WebSite, build_site, run
-from tests.web.test_web_browser import CHROMIUM, FLAGS
 
 pytestmark = [pytest.mark.netns, pytest.mark.browser]
 
@@ -177,40 +177,28 @@ def test_fail2ban_runs_only_the_appliance_jail(ban: BanSite) -> None:
 
 
 def test_eight_playing_cameras_are_never_slowed_nor_banned(ban: BanSite, tmp_path: Path) -> None:
-    from playwright.sync_api import sync_playwright
-
     site = ban.site
-    with sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            str(tmp_path / "profile"),
-            executable_path=CHROMIUM,
-            headless=True,
-            args=FLAGS,
-            http_credentials={"username": "admin", "password": site.users["admin"]},
-            ignore_https_errors=True,
-            viewport={"width": 1600, "height": 1000},
+    login = ("admin", site.users["admin"])
+    viewport = {"width": 1600, "height": 1000}
+    with chromium(tmp_path / "profile", login=login, viewport=viewport) as context:
+        page = context.new_page()
+        page.goto(site.base_url, wait_until="domcontentloaded")
+        playing = """() => [...document.querySelectorAll('video')].filter(
+            v => v.currentTime > 0.5 && !v.paused).length"""
+        page.wait_for_function(f"{playing} === {len(CAMERAS)}", timeout=90000)
+        # Keep all eight playing for a while: every one of them must advance.
+        before = page.evaluate(
+            "() => [...document.querySelectorAll('video')].map(v => v.currentTime)"
         )
-        try:
-            page = context.new_page()
-            page.goto(site.base_url, wait_until="domcontentloaded")
-            playing = """() => [...document.querySelectorAll('video')].filter(
-                v => v.currentTime > 0.5 && !v.paused).length"""
-            page.wait_for_function(f"{playing} === {len(CAMERAS)}", timeout=90000)
-            # Keep all eight playing for a while: every one of them must advance.
-            before = page.evaluate(
+        deadline = time.monotonic() + 60
+        while True:
+            now = page.evaluate(
                 "() => [...document.querySelectorAll('video')].map(v => v.currentTime)"
             )
-            deadline = time.monotonic() + 60
-            while True:
-                now = page.evaluate(
-                    "() => [...document.querySelectorAll('video')].map(v => v.currentTime)"
-                )
-                if all(b + 20 < n for b, n in zip(before, now, strict=True)):
-                    break
-                assert time.monotonic() < deadline, (before, now)
-                time.sleep(1)
-        finally:
-            context.close()
+            if all(b + 20 < n for b, n in zip(before, now, strict=True)):
+                break
+            assert time.monotonic() < deadline, (before, now)
+            time.sleep(1)
     log = (site.root / "log/access.log").read_text()
     mine = [line for line in log.splitlines() if line.startswith(f"{site.host_ip} ")]
     assert len(mine) > 100  # eight streams' playlists and segments
