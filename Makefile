@@ -52,7 +52,7 @@ lint: venv
 	$(BIN)/ruff format --check .
 	$(BIN)/yamllint -s .
 	cd $(CURDIR) && $(BIN)/ansible-lint --profile production playbooks roles
-	ANSIBLE_ROLES_PATH=roles $(BIN)/ansible-playbook --syntax-check -i inventory.example.yml playbooks/site.yml
+	ANSIBLE_ROLES_PATH=roles $(BIN)/ansible-playbook --syntax-check -i inventory.example.yml playbooks/site.yml playbooks/rollback.yml playbooks/uninstall.yml
 
 # Two pytest sessions at once: the lab's end-to-end tests (mostly waiting on the booted Pi)
 # and every other test (their own namespaces and ranges, never the lab's), whose output is

@@ -96,7 +96,7 @@ def _task_name(data: dict[str, Any]) -> str:
 
 # Where Ansible put the candidate file that `validate:` checked (its name means nothing to
 # the user: the message names the live file instead).
-_CANDIDATE = re.compile(r"\S*ansible-tmp-[^\s'\"]*")
+_CANDIDATE = re.compile(r"\S*ansible-tmp-[^\s'\":]*")
 
 
 def _validate_message(res: dict[str, Any]) -> str:

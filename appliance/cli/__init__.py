@@ -32,6 +32,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "rollback",
         "Restore the files the last install replaced (checked first).",
     ),
+    "uninstall": (
+        "appliance.cli.uninstall_cmd",
+        "uninstall",
+        "Return each Pi to how it was before the first install.",
+    ),
     "check": ("appliance.cli.check_cmd", "check", "Test every camera and report what works."),
     "camera": ("appliance.cli.camera_cmds", "camera", "Control cameras and edit the camera list."),
     "discover": (

@@ -114,3 +114,30 @@ def test_a_camera_keeps_its_reserved_address_across_renewals(
     finally:
         back = install(lab, good, "--tags", "dhcp")
         assert back.returncode == 0, back.stdout[-4000:] + back.stderr[-2000:]
+
+
+def test_a_rollback_of_an_address_change_moves_the_camera_back_at_once(
+    installed: tuple[Lab, Path], tmp_path: Path
+) -> None:
+    lab, good = installed
+    cam1, cam2 = lab.plan.pis[0].cameras[:2]
+    new_ip = cam2.ip.rsplit(".", 1)[0] + ".51"
+    edited = write_inventory(lab, tmp_path / "edited" / "inventory.yml")
+    edit = lab.cli("camera", "set", cam2.name, f"ip={new_ip}", "-i", str(edited), netns=None)
+    assert edit.returncode == 0, edit.stdout + edit.stderr
+    try:
+        moved = install(lab, edited)
+        assert moved.returncode == 0, moved.stdout[-4000:] + moved.stderr[-2000:]
+        wait_for_event(lab, cam2.name, 0, 60, event="bound", ip=new_ip)
+        cam1_lease = lab.camera_lease(cam1.name)
+        since = time.time()
+        rolled = lab.cli("rollback", "-i", str(edited))
+        assert rolled.returncode == 0, rolled.stdout + rolled.stderr
+        back = wait_for_event(lab, cam2.name, since, 60, event="bound", ip=cam2.ip)
+        assert back["ip"] == cam2.ip
+        lost = [e for e in events_since(lab, cam1.name, since) if e["event"] in LEASE_LOST]
+        assert not lost, lost
+        assert lab.camera_lease(cam1.name) == cam1_lease
+    finally:
+        restore = install(lab, good)
+        assert restore.returncode == 0, restore.stdout[-4000:] + restore.stderr[-2000:]

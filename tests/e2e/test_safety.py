@@ -83,6 +83,14 @@ REJECTED = {
         "Fatal error : Could not parse allow directive at line ",
         "in file /etc/chrony/chrony.conf",
     ),
+    "nft": (
+        {"firewall_test_inject_line": "bogus-statement"},
+        "firewall",
+        "/etc/presence-appliance/firewall.nft",
+        "presence-firewall.service",
+        "Error: syntax error",
+        "/etc/presence-appliance/firewall.nft:",
+    ),
     "nginx": (
         # A port nginx cannot use: the schema has no say over this role knob.
         {"web_camera_port": 99999},

@@ -34,6 +34,8 @@ COMMANDS = [
     ["doctor"],
     ["firewall"],
     ["remote", "list"],
+    ["rollback", "--list"],
+    ["uninstall"],
     ["recordings", "list"],
     ["recordings", "prune", "--dry-run"],
 ]

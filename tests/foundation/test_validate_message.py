@@ -40,3 +40,14 @@ def test_a_failed_test_command_shows_its_reason_not_ansibles_summary() -> None:
         "stderr": "\ndnsmasq: bad dhcp-range at line 1 of /etc/dnsmasq.d/zz.conf\n",
     }
     assert _message(res) == "dnsmasq: bad dhcp-range at line 1 of /etc/dnsmasq.d/zz.conf"
+
+
+def test_the_line_number_after_the_candidate_path_is_kept() -> None:
+    res = {
+        "msg": "failed to validate",
+        "stderr": "/root/.ansible/tmp/ansible-tmp-17.5-1-2/.source.nft:88:1-15: Error: syntax error\n",
+        "dest": "/etc/presence-appliance/firewall.nft",
+    }
+    assert _message(res).endswith(
+        ": /etc/presence-appliance/firewall.nft:88:1-15: Error: syntax error"
+    )

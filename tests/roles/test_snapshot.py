@@ -193,3 +193,24 @@ def test_the_spec_covers_every_file_the_roles_write(tmp_path: Path) -> None:
         "/usr/local/sbin/presence-recordings",
     }
     assert os.path.basename(checked["/etc/hostapd/hostapd.conf"]) == "presence-hostapd-check"
+
+
+def test_a_rollback_names_the_cameras_whose_reservation_it_changes(tmp_path: Path) -> None:
+    conf = tmp_path / "cameras.conf"
+    line = "dhcp-host=70:ee:50:00:01:{n:02x},10.203.230.{ip},cam{n},12h\n"
+    conf.write_text(line.format(n=1, ip=11) + line.format(n=2, ip=12))
+    spec = tmp_path / "spec.json"
+    spec.write_text(
+        json.dumps(
+            {
+                "dir": str(tmp_path / "backups"),
+                "keep": 3,
+                "files": [{"path": str(conf), "services": ["dnsmasq"], "reservations": True}],
+            }
+        )
+    )
+    stamp = report(tool(spec, "take", "--stamp", "20260101T000000Z"))["stamp"]
+    conf.write_text(line.format(n=1, ip=11) + line.format(n=2, ip=50))  # cam2 moved
+    report(tool(spec, "settle", "--stamp", stamp))
+    done = report(tool(spec, "restore"))
+    assert done["rejoin"] == ["70:ee:50:00:01:02"]  # cam2 only, back to .12

@@ -200,6 +200,21 @@ def run_check(argv: list[str], path: str) -> str:
     return lines[0] if lines else f"{command[0]} exited with {done.returncode}"
 
 
+def reservations(path: str) -> dict[str, str]:
+    """MAC -> reserved address from a dnsmasq file's `dhcp-host=MAC,IP,...` lines."""
+    found: dict[str, str] = {}
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                if line.startswith("dhcp-host="):
+                    fields = line[len("dhcp-host=") :].strip().split(",")
+                    if len(fields) > 1:
+                        found[fields[0].lower()] = fields[1]
+    except FileNotFoundError:
+        pass
+    return found
+
+
 def write_like(source: str, target: str, state: dict[str, Any]) -> None:
     """Put SOURCE's content at TARGET with the kept mode and owner, atomically."""
     os.makedirs(os.path.dirname(target), exist_ok=True)
@@ -252,7 +267,21 @@ def restore(spec: dict[str, Any], stamp: str | None) -> dict[str, Any]:
                     f"{chosen}: {path} rejected by its checker, nothing restored: {reason}"
                 )
     if not changed:
-        return {"stamp": chosen, "restored": [], "removed": [], "services": [], "undo": ""}
+        return {
+            "stamp": chosen,
+            "restored": [],
+            "removed": [],
+            "services": [],
+            "undo": "",
+            "rejoin": [],
+        }
+    # Cameras whose reserved address the rollback changes must rejoin to take it (as install).
+    moved: set[str] = set()
+    for path in changed:
+        if entries.get(path, {}).get("reservations"):
+            kept_copy = os.path.join(base, "files", path.lstrip("/"))
+            before, after = reservations(path), reservations(kept_copy)
+            moved |= {mac for mac, ip in after.items() if mac in before and before[mac] != ip}
     undo = take(
         spec, time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()), note=f"before rollback to {chosen}"
     )
@@ -277,6 +306,7 @@ def restore(spec: dict[str, Any], stamp: str | None) -> dict[str, Any]:
         "removed": removed,
         "services": services,
         "undo": undo,
+        "rejoin": sorted(moved),
     }
 
 
