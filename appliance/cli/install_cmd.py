@@ -58,8 +58,10 @@ def install(
 ) -> None:
     """Provision every appliance of the inventory (runs playbooks/site.yml).
 
-    Validates first; shows progress per task and a recap per host; exits non-zero
-    when any host failed, naming the failing task. Ends with `check` unless --no-check.
+    Validates first; shows progress per task and a recap per host. Every Pi is provisioned at
+    once; one that fails does not stop the others. Ends with `check` of the cameras of every
+    Pi that was provisioned without a failure (unless --no-check), then names each failure in
+    one line (Pi, task, reason) and exits non-zero.
     """
     from appliance.playbook_run import TaskResult, run_site
 
