@@ -94,8 +94,9 @@ CHECKERS = (
     ("/usr/local/sbin/lab-hostapd-stand-in", "check", "/etc/hostapd/hostapd.conf"),
 )
 CHRONY_CONF = "/etc/chrony/chrony.conf"
-# The ntp role's template task: the drop is made while it runs.
+# The ntp role's two template tasks, in order: the drops are made as they start.
 WRITES_CHRONY = "ntp : Write chrony's configuration"
+AFTER_CHRONY = "ntp : Have systemd restart chrony whenever it dies"
 
 
 def config_files(lab: Lab) -> list[str]:
@@ -122,49 +123,33 @@ def _lines(proc: subprocess.Popen[str], into: queue.Queue[str | None]) -> None:
     into.put(None)
 
 
-def test_an_ssh_drop_in_the_middle_of_install_leaves_no_half_written_file(
-    installed: tuple[Lab, Path], tmp_path: Path
-) -> None:
-    """The controller's SSH connection is cut from the home-network side while the ntp role
-    writes chrony.conf: `ss -K` in pa-lan (the controller's namespace) destroys every TCP
-    connection to the Pi's port 22, which resets both ends, as a laptop leaving the Wi-Fi does
-    at its worst (the Pi's sshd ends the session and its command at once). It is cut once,
-    as soon as the task starts (retried until a connection was there to cut, for at most 5 s),
-    so the cut lands in the task's first steps (checksum, transfer, `validate`), before the
-    new file is moved into place."""
-    lab, _ = installed
+def cut_install(
+    lab: Lab, inventory: Path, task: str, workdir: Path
+) -> tuple[subprocess.CompletedProcess[str], int]:
+    """`install -v --tags ntp` whose SSH connection is cut from the home network as soon as
+    TASK starts: `ss -K` in pa-lan (the controller's namespace) destroys the TCP connection to
+    the Pi's port 22, which resets both ends, as a laptop leaving the Wi-Fi does at its worst
+    (the Pi's sshd ends the session and what it runs at once). Retried until there was a
+    connection to cut, for at most 5 s. Returns the run and the number of connections cut."""
     pi = lab.plan.pi("pi")
-    files = config_files(lab)
-    before = lab.pi_exec("sha256sum", CHRONY_CONF).stdout.split()[0]
-    # An edit that only chrony.conf sees, and that changes nothing in what chrony does.
-    edited = write_inventory(
-        lab, tmp_path / "edited" / "inventory.yml", ntp_test_inject_line="# faults: an edit"
-    )
-    argv = ["ip", "netns", "exec", LAN_NS, *CLI, "install", "-i", str(edited), "--no-check", "-v"]
-    errors_file = tmp_path / "install.stderr"
+    argv = [*CLI, "install", "-i", str(inventory), "--no-check", "--tags", "ntp", "-v"]
+    errors_file = workdir / "install.stderr"
     with errors_file.open("w") as stderr_sink:
         run = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr_sink,
-            text=True, env=lab.env(), start_new_session=True,
+            ["ip", "netns", "exec", LAN_NS, *argv], stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=stderr_sink, text=True, env=lab.env(),
+            start_new_session=True,
         )  # fmt: skip
     lines: queue.Queue[str | None] = queue.Queue()
-    reader = threading.Thread(target=_lines, args=(run, lines), daemon=True)
-    reader.start()
+    threading.Thread(target=_lines, args=(run, lines), daemon=True).start()
     output: list[str] = []
     drops = 0
+    cutting_until: float | None = None
     try:
         deadline = time.monotonic() + 600
-        cutting_until = None
-        while True:
-            timeout = 0.2 if cutting_until else max(0.1, deadline - time.monotonic())
-            try:
-                line = lines.get(timeout=timeout)
-            except queue.Empty:
-                line = ""
-            if line is None:
-                break
+        while (line := _next(lines, 0.2 if cutting_until else 5.0)) is not None:
             output.append(line)
-            if cutting_until is None and line.startswith(f"- {WRITES_CHRONY}"):
+            if cutting_until is None and line.startswith(f"- {task}"):
                 cutting_until = time.monotonic() + 5
             if cutting_until is not None and not drops and time.monotonic() < cutting_until:
                 killed = lab.run_in(LAN_NS, "ss", "-K", "-H", "-t", "dst", pi.address,
@@ -176,31 +161,70 @@ def test_an_ssh_drop_in_the_middle_of_install_leaves_no_half_written_file(
         if run.poll() is None:  # the whole run: ansible-playbook and its ssh children too
             os.killpg(run.pid, signal.SIGKILL)
             run.wait(10)
-    stdout = "".join(output)
-    stderr = errors_file.read_text()
-    assert drops > 0, stdout[-3000:]
-    assert run.returncode == 1, stdout[-3000:] + stderr
-    errors = [line for line in stderr.splitlines() if line.startswith("error: ")]
-    assert len(errors) == 1 and errors[0].startswith(f"error: {pi.host}: "), stderr
-    assert WRITES_CHRONY in errors[0], errors[0]
-    assert "Traceback" not in stdout + stderr
+    done = subprocess.CompletedProcess(
+        argv, run.returncode, "".join(output), errors_file.read_text()
+    )
+    return done, drops
 
-    # The Pi as the cut left it: chrony.conf is the old or the new file, whole; nothing
-    # stray in the config directories; every config accepted; every service running.
+
+def _next(lines: queue.Queue[str | None], timeout: float) -> str | None:
+    try:
+        return lines.get(timeout=timeout)
+    except queue.Empty:
+        return ""
+
+
+def assert_cut_at(
+    result: subprocess.CompletedProcess[str], drops: int, host: str, task: str
+) -> None:
+    """The run lost the Pi at TASK, and says so in one line, without a traceback."""
+    assert drops > 0, result.stdout[-3000:]
+    assert result.returncode == 1, result.stdout[-3000:] + result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and errors[0].startswith(f"error: {host}: {task}"), result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def started_after_written(lab: Lab, unit: str, path: str) -> bool:
+    """Whether UNIT's process started after PATH was last written (it runs on that file)."""
+    written = int(lab.pi_exec("stat", "-c", "%Y", path).stdout)
+    shown = lab.pi_exec("systemctl", "show", "--timestamp=unix", "-P", "ExecMainStartTimestamp",
+                        unit).stdout  # fmt: skip
+    return int(shown.strip().lstrip("@")) >= written
+
+
+def test_an_ssh_drop_in_the_middle_of_install_leaves_no_half_written_file(
+    installed: tuple[Lab, Path], tmp_path: Path
+) -> None:
+    """Two runs are cut (see cut_install): one as it starts writing chrony.conf (before the
+    new file is moved into place), one at the next task, once the new chrony.conf is live but
+    before chrony's restart, which Ansible then never runs. After each cut, every config is
+    whole and accepted by its checker, nothing stray is left in the config directories, and
+    every service runs. A plain re-run then completes and restarts chrony on the new file."""
+    lab, _ = installed
+    host = lab.plan.pi("pi").host
+    files = config_files(lab)
+    before = lab.pi_exec("sha256sum", CHRONY_CONF).stdout.split()[0]
+    # An edit that only chrony.conf sees, and that changes nothing in what chrony does.
+    edited = write_inventory(
+        lab, tmp_path / "edited" / "inventory.yml", ntp_test_inject_line="# faults: an edit"
+    )
+
+    first, drops = cut_install(lab, edited, WRITES_CHRONY, tmp_path)
+    assert_cut_at(first, drops, host, WRITES_CHRONY)
     assert_whole(lab, files)
-    cut = lab.pi_exec("sha256sum", CHRONY_CONF).stdout.split()[0]
+    assert lab.pi_exec("sha256sum", CHRONY_CONF).stdout.split()[0] == before
+
+    second, drops = cut_install(lab, edited, AFTER_CHRONY, tmp_path)
+    assert_cut_at(second, drops, host, AFTER_CHRONY)
+    assert_whole(lab, files)
+    assert "# faults: an edit" in lab.pi_exec("cat", CHRONY_CONF).stdout  # whole, and new
+    assert not started_after_written(lab, "chrony.service", CHRONY_CONF)  # its restart was lost
 
     rerun = install(lab, edited)
     assert rerun.returncode == 0, rerun.stdout[-4000:] + rerun.stderr[-2000:]
-    after = lab.pi_exec("sha256sum", CHRONY_CONF).stdout.split()[0]
-    assert after != before and cut in (before, after)
-    assert "# faults: an edit" in lab.pi_exec("cat", CHRONY_CONF).stdout
     assert_whole(lab, files)
-    # and chrony runs the file in place: it started after the file was last written.
-    written = int(lab.pi_exec("stat", "-c", "%Y", CHRONY_CONF).stdout)
-    started = lab.pi_exec("systemctl", "show", "--timestamp=unix", "-P",
-                          "ExecMainStartTimestamp", "chrony.service").stdout  # fmt: skip
-    assert int(started.strip().lstrip("@")) >= written, (started, written)
+    assert started_after_written(lab, "chrony.service", CHRONY_CONF)
 
 
 HOSTILE_NTP = Path(__file__).with_name("hostile_ntp.py")
