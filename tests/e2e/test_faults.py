@@ -123,15 +123,33 @@ def _lines(proc: subprocess.Popen[str], into: queue.Queue[str | None]) -> None:
     into.put(None)
 
 
+CUT_TABLE = "faults_ssh_cut"
+
+
+def _cut_rules(pi_address: str) -> str:
+    # RSTs pass: those `ss -K` sends to the Pi must reach its sshd.
+    return (
+        f"table inet {CUT_TABLE} {{\n"
+        "  chain output {\n"
+        "    type filter hook output priority 0; policy accept;\n"
+        f"    ip daddr {pi_address} tcp dport 22 tcp flags & rst == 0 reject with tcp reset\n"
+        "  }\n"
+        "}\n"
+    )
+
+
 def cut_install(
     lab: Lab, inventory: Path, task: str, workdir: Path
 ) -> tuple[subprocess.CompletedProcess[str], int]:
-    """`install -v --tags ntp` whose SSH connection is cut from the home network as soon as
-    TASK starts: `ss -K` in pa-lan (the controller's namespace) destroys the TCP connection to
-    the Pi's port 22, which resets both ends, as a laptop leaving the Wi-Fi does at its worst
-    (the Pi's sshd ends the session and what it runs at once). Retried until there was a
-    connection to cut, for at most 5 s. Returns the run and the number of connections cut."""
+    """`install -v --tags ntp` whose SSH connection is cut from the home network the moment
+    TASK starts: in pa-lan (the controller's namespace) an nft rule rejects every packet to
+    the Pi's port 22 with a TCP reset, and `ss -K` destroys the connections there were, which
+    resets the Pi's end too (its sshd ends the session and what it runs at once), as a laptop
+    leaving the Wi-Fi does at its worst. The rule goes when the run has ended. Returns the run
+    and the number of connections destroyed."""
     pi = lab.plan.pi("pi")
+    rules = workdir / "cut.nft"
+    rules.write_text(_cut_rules(pi.address))
     argv = [*CLI, "install", "-i", str(inventory), "--no-check", "--tags", "ntp", "-v"]
     errors_file = workdir / "install.stderr"
     with errors_file.open("w") as stderr_sink:
@@ -144,16 +162,16 @@ def cut_install(
     threading.Thread(target=_lines, args=(run, lines), daemon=True).start()
     output: list[str] = []
     drops = 0
-    cutting_until: float | None = None
+    cut = False
     try:
         deadline = time.monotonic() + 600
-        while (line := _next(lines, 0.2 if cutting_until else 5.0)) is not None:
+        while (line := _next(lines, 5.0)) is not None:
             output.append(line)
-            if cutting_until is None and line.startswith(f"- {task}"):
-                cutting_until = time.monotonic() + 5
-            if cutting_until is not None and not drops and time.monotonic() < cutting_until:
+            if not cut and line.startswith(f"- {task}"):
+                lab.run_in(LAN_NS, "nft", "-f", str(rules), timeout=10)
+                cut = True
                 killed = lab.run_in(LAN_NS, "ss", "-K", "-H", "-t", "dst", pi.address,
-                                    "dport", "=", "22", check=False, timeout=10)  # fmt: skip
+                                    "dport", "=", "22", timeout=10)  # fmt: skip
                 drops += len(killed.stdout.splitlines())
             assert time.monotonic() < deadline, "".join(output)[-3000:]
         run.wait(60)
@@ -161,6 +179,8 @@ def cut_install(
         if run.poll() is None:  # the whole run: ansible-playbook and its ssh children too
             os.killpg(run.pid, signal.SIGKILL)
             run.wait(10)
+        if cut:
+            lab.run_in(LAN_NS, "nft", "delete", "table", "inet", CUT_TABLE, timeout=10)
     done = subprocess.CompletedProcess(
         argv, run.returncode, "".join(output), errors_file.read_text()
     )
@@ -196,9 +216,9 @@ def started_after_written(lab: Lab, unit: str, path: str) -> bool:
 def test_an_ssh_drop_in_the_middle_of_install_leaves_no_half_written_file(
     installed: tuple[Lab, Path], tmp_path: Path
 ) -> None:
-    """Two runs are cut (see cut_install): one as it starts writing chrony.conf (before the
-    new file is moved into place), one at the next task, once the new chrony.conf is live but
-    before chrony's restart, which Ansible then never runs. After each cut, every config is
+    """Two runs are cut (see cut_install): one as it starts writing chrony.conf (the new file
+    never gets there), one at the next task, once the new chrony.conf is live but before
+    chrony's restart, which Ansible then never runs. After each cut, every config is
     whole and accepted by its checker, nothing stray is left in the config directories, and
     every service runs. A plain re-run then completes and restarts chrony on the new file."""
     lab, _ = installed
@@ -252,13 +272,24 @@ def upstream_source(lab: Lab) -> tuple[str, int, float]:
     return fields[0], int(fields[4], 8), float(match[1]) * _UNIT[match[2]]
 
 
+def synced_to_wan(lab: Lab, when: str) -> None:
+    """Wait until the Pi serves stratum 9: synced to pa-wan's server (stratum 8)."""
+    pi = lab.plan.pi("pi")
+    deadline = time.monotonic() + 90
+    while (got := camera_time(lab, pi.cameras[0].netns, pi.camera_gateway)) is None or (
+        got["stratum"] != 9
+    ):
+        assert time.monotonic() < deadline, f"{when}: the Pi never synced to pa-wan: {got}"
+        time.sleep(1)
+
+
 @pytest.fixture
 def hostile_upstream(installed: tuple[Lab, Path], tmp_path: Path) -> Iterator[Callable[[], None]]:
     """pa-wan's NTP server replaced by one answering HOURS_OFF ahead; yields `stop` (the
     upstream then goes silent). Teardown: the lab's own server back, the Pi's chrony
     restarted (it forgets the offset it followed) and synced to it again."""
     lab, _ = installed
-    pi = lab.plan.pi("pi")
+    synced_to_wan(lab, "before the jump")
     log = tmp_path / "hostile-ntp.log"
     lab.wan_ntp_stop()
     with log.open("w") as sink:
@@ -284,12 +315,7 @@ def hostile_upstream(installed: tuple[Lab, Path], tmp_path: Path) -> Iterator[Ca
         stop()
         lab.wan_ntp_start()
         lab.pi_exec("systemctl", "restart", "chrony.service")
-        deadline = time.monotonic() + 90
-        while (got := camera_time(lab, pi.cameras[0].netns, pi.camera_gateway)) is None or (
-            got["stratum"] != 9
-        ):
-            assert time.monotonic() < deadline, f"the Pi never synced again: {got}"
-            time.sleep(1)
+        synced_to_wan(lab, "after the test")
 
 
 def test_cameras_keep_getting_time_when_the_upstream_jumps_hours_then_goes_silent(
