@@ -85,13 +85,14 @@ CONFIG_DIRS = (
     "/etc/systemd/system",
     "/etc/systemd/network",
 )
-# Every config the roles write, each with its service's own checker (the lab's hostapd parse).
+# The services' own checkers over every config the roles write (as the handlers run them).
 CHECKERS = (
     ("chronyd", "-p"),
     ("dnsmasq", "--test"),
     ("nginx", "-t"),
     ("nft", "-c", "-f", "/etc/presence-appliance/firewall.nft"),
-    ("/usr/local/sbin/lab-hostapd-stand-in", "check", "/etc/hostapd/hostapd.conf"),
+    ("/usr/local/sbin/presence-hostapd-check", "conf", "/etc/hostapd/hostapd.conf"),
+    ("fail2ban-client", "-t"),
 )
 CHRONY_CONF = "/etc/chrony/chrony.conf"
 # The ntp role's two template tasks, in order: the drops are made as they start.
