@@ -147,11 +147,15 @@ def test_the_unit_waits_for_the_storage_and_restarts(tmp_path: Path) -> None:
     assert f"RequiresMountsFor={STORAGE}" in dropin
     assert f"ConditionPathIsMountPoint={STORAGE}" in dropin
     assert "Restart=always" in dropin
+    # Bound to the storage's mount unit, named as systemd names it.
+    for path in (STORAGE, "/mnt/usb-disk/rec.ords", "/srv/.cams/a_b-c"):
+        other = render(tmp_path, recording_vars(require_mount=True, path=path), f"m{len(path)}")
+        dropin = (other / "etc/systemd/system/vsftpd.service.d/presence-appliance.conf").read_text()
+        unit = run(["systemd-escape", "--path", "--suffix=mount", path]).stdout.strip()
+        assert f"BindsTo={unit}\n" in dropin and f"After={unit}\n" in dropin, (unit, dropin)
     plain = render(tmp_path, recording_vars(), "plain")
-    assert (
-        "ConditionPathIsMountPoint"
-        not in (plain / "etc/systemd/system/vsftpd.service.d/presence-appliance.conf").read_text()
-    )
+    text = (plain / "etc/systemd/system/vsftpd.service.d/presence-appliance.conf").read_text()
+    assert "ConditionPathIsMountPoint" not in text and "BindsTo" not in text
     timer = (out / "etc/systemd/system/presence-recordings-prune.timer").read_text()
     assert "OnUnitActiveSec=5min" in timer
     config = json.loads((out / "etc/presence-appliance/recordings.json").read_text())
