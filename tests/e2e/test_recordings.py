@@ -90,7 +90,7 @@ class RecordingsLab:
         return sorted((float(t), int(size), path) for t, size, path in rows)
 
     def free_mb(self) -> float:
-        free = self.lab.pi_exec("df", "-P", "-k", "--output=avail", RECORDINGS).stdout
+        free = self.lab.pi_exec("df", "-k", "--output=avail", RECORDINGS).stdout
         return int(free.split()[-1]) / 1024
 
     def doctor(self) -> dict[str, dict[str, str]]:
