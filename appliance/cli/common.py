@@ -80,6 +80,22 @@ def load_valid_inventory(inventory_path: str, vault_password_file: str | None, r
     return inventory
 
 
+def inventory_redactor(inventory_path: str, vault_password_file: str | None) -> Any:
+    """A Redactor of the inventory's secrets, for a command whose playbook output is shown
+    (a refused inventory: one line, exit 1)."""
+    from appliance.inventory import InventoryError, load_inventory
+    from appliance.secrets import Redactor, inventory_secrets
+
+    try:
+        inventory = load_inventory(inventory_path, vault_password_file)
+    except InventoryError as err:
+        fail(str(err))
+    redact = Redactor()
+    for appliance in inventory.appliances:
+        redact.add(inventory_secrets(appliance.vars))
+    return redact
+
+
 def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
     click.echo(f"error: {message}", err=True)
     sys.exit(code)

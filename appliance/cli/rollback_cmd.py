@@ -7,8 +7,13 @@ from pathlib import Path
 
 import click
 
-from appliance.cli.common import EXIT_INVALID, fail, inventory_options, no_traceback
-from appliance.secrets import Redactor, inventory_secrets
+from appliance.cli.common import (
+    EXIT_INVALID,
+    fail,
+    inventory_options,
+    inventory_redactor,
+    no_traceback,
+)
 
 STAMP = re.compile(r"^[0-9]{8}T[0-9]{6}Z(-[0-9]+)?$")
 
@@ -35,18 +40,11 @@ def rollback(
     first; only the services whose files changed are restarted. A rollback keeps the files it
     replaced too: `rollback` again undoes it.
     """
-    from appliance.inventory import InventoryError, load_inventory
     from appliance.rollback import run_rollback
 
     if to and not STAMP.match(to):
         fail(f"--to {to!r}: a snapshot name looks like 20261130T145000Z (see --list)", EXIT_INVALID)
-    try:
-        inventory = load_inventory(inventory_path, vault_password_file)
-    except InventoryError as err:
-        fail(str(err))
-    redact = Redactor()
-    for appliance in inventory.appliances:
-        redact.add(inventory_secrets(appliance.vars))
+    redact = inventory_redactor(inventory_path, vault_password_file)
     run = run_rollback(
         Path(inventory_path),
         to=to,

@@ -6,8 +6,13 @@ from pathlib import Path
 
 import click
 
-from appliance.cli.common import EXIT_INVALID, fail, inventory_options, no_traceback
-from appliance.secrets import Redactor, inventory_secrets
+from appliance.cli.common import (
+    EXIT_INVALID,
+    fail,
+    inventory_options,
+    inventory_redactor,
+    no_traceback,
+)
 
 
 @click.command()
@@ -31,16 +36,9 @@ def uninstall(
     camera interface back to NetworkManager, removes the snapshots and the record. The
     cameras go offline. The inventory is not changed: `install` provisions the Pi again.
     """
-    from appliance.inventory import InventoryError, load_inventory
     from appliance.uninstall import run_uninstall
 
-    try:
-        inventory = load_inventory(inventory_path, vault_password_file)
-    except InventoryError as err:
-        fail(str(err))
-    redact = Redactor()
-    for appliance in inventory.appliances:
-        redact.add(inventory_secrets(appliance.vars))
+    redact = inventory_redactor(inventory_path, vault_password_file)
     run = run_uninstall(
         Path(inventory_path), purge=purge, limit=limit, vault_password_file=vault_password_file
     )

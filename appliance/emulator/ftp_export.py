@@ -190,7 +190,10 @@ def _upload(
         # ftplib's default (trust_server_pasv_ipv4_address = False) connects the data channel
         # to the control connection's peer, whatever address a PASV answer names.
         ftp = ftplib.FTP(timeout=FTP_TIMEOUT)
-        watchdog = threading.Timer(UPLOAD_DEADLINE, _cut, (ftp,))
+        # The flag is set before the socket is cut: the blocked read can fail while the timer's
+        # thread is still alive, so "is the timer alive" would misname a deadline as a plain error.
+        timed_out = threading.Event()
+        watchdog = threading.Timer(UPLOAD_DEADLINE, _cut, (ftp, timed_out))
         watchdog.daemon = True
         watchdog.start()
         try:
@@ -213,7 +216,7 @@ def _upload(
                 ftp.quit()
             return {"result": "ftp-0", "bytes": size}
         except (OSError, EOFError, ftplib.Error) as err:
-            if not watchdog.is_alive():
+            if timed_out.is_set():
                 return failed(stage, f"no complete upload within {UPLOAD_DEADLINE:g} s")
             return failed(stage, err)
         finally:
@@ -221,8 +224,9 @@ def _upload(
             ftp.close()
 
 
-def _cut(ftp: ftplib.FTP) -> None:
+def _cut(ftp: ftplib.FTP, timed_out: threading.Event) -> None:
     """End a connection that outlived the upload's deadline (the blocked read then fails)."""
+    timed_out.set()
     sock = ftp.sock
     if sock is not None:
         with contextlib.suppress(OSError):

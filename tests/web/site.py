@@ -255,6 +255,7 @@ class WebSite:
             "web_pid_file": str(root / "run/nginx.pid"),
             "web_listen_addresses": [self.pi_ip],
             "web_fail2ban_dir": str(root / "fail2ban"),
+            "web_systemd_dir": str(root / "systemd"),
             # Tests make many refused requests on purpose: the login limit is a test of its own.
             "web_login_rate": "6000r/m",
             "web_login_burst": 1000,
