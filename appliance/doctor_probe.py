@@ -13,11 +13,13 @@ from typing import Any
 from appliance.doctor_ssh import RemoteResult, run_script
 
 # $1 TLS dir, $2 cache dir, $3 log dir, $4 lease file, $5 hostapd config, $6 nginx config,
-# $7 chrony config, $8 WireGuard interface, $9 the firewall role's ruleset file.
+# $7 chrony config, $8 WireGuard interface, $9 the firewall role's ruleset file, $10 the
+# recordings program, $11 its settings, $12 the recordings' storage path ("" without recordings).
 SCRIPT = r"""
 sec() { printf '\n@@pa:%s@@\n' "$1"; }
 end() { printf '\n@@rc:%s@@\n' "$1"; }
 tls=$1 cache=$2 logs=$3 leases=$4 hostapd_conf=$5 nginx_conf=$6 chrony_conf=$7 wg=$8 fw_conf=$9
+rec_helper=${10} rec_conf=${11} rec_path=${12}
 export LC_ALL=C
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
@@ -70,6 +72,24 @@ sec wireguard:peers
 # leaves the Pi (only the peer lines do, or wg's complaint when it fails).
 out=$(timeout 10 wg show "$wg" dump 2>&1); rc=$?
 if [ $rc = 0 ]; then printf '%s\n' "$out" | sed 1d; else printf '%s\n' "$out"; fi; end $rc
+
+if [ -n "$rec_path" ]; then
+  # What each camera did on the FTP server in the last 24 h (the recordings program reads
+  # vsftpd's log; the same answer as `presence-appliance recordings activity`).
+  sec ftp:activity
+  if [ -x "$rec_helper" ]; then
+    timeout 20 "$rec_helper" --config "$rec_conf" activity --json --hours 24 2>&1; end $?
+  else
+    echo "no $rec_helper"; end 3
+  fi
+  sec recordings:storage
+  if [ -d "$rec_path" ]; then
+    if mountpoint -q "$rec_path"; then echo mounted; else echo not-mounted; fi
+    df -P -k "$rec_path" 2>&1; end $?
+  else
+    echo "no $rec_path"; end 3
+  fi
+fi
 """
 
 
@@ -90,7 +110,23 @@ def probe_args(variables: dict[str, Any]) -> list[str]:
         "/etc/chrony/chrony.conf",
         var("wireguard_interface", "wg0"),
         "/etc/presence-appliance/firewall.nft",  # docs/firewall.md
+        var("recordings_helper", "/usr/local/sbin/presence-recordings"),
+        var("recordings_config", "/etc/presence-appliance/recordings.json"),
+        recordings_path(variables) or "",
     ]
+
+
+def recordings_path(variables: dict[str, Any]) -> str | None:
+    """The recordings' storage path when a camera of this Pi records (None otherwise)."""
+    from appliance.recordings import recording_cameras
+
+    settings = variables.get("recordings")
+    if not isinstance(settings, dict) or not recording_cameras(variables):
+        return None
+    path = settings.get("path")
+    if not isinstance(path, str) or not path.startswith("/"):
+        return "/srv/presence-recordings"  # the schema's default (a bad path: validate says)
+    return path.rstrip("/") or "/"
 
 
 def probe(host_name: str, variables: dict[str, Any], timeout: float = 60.0) -> RemoteResult:

@@ -31,7 +31,8 @@ def doctor(
     inventory_path: str, vault_password_file: str | None, as_json: bool, timeout: float
 ) -> None:
     """Check every Pi (concurrently): SSH and sudo, OS, services and their configs,
-    hostapd errors, camera leases, time, TLS certificate, disk space and the firewall.
+    hostapd errors, camera leases, time, TLS certificate, disk space and the firewall;
+    with recordings, their storage and what each camera did on the FTP server (24 h).
 
     One line per check: ok, WARN or FAIL, with a fix. Exit 1 when any check fails
     (warnings do not fail).

@@ -35,6 +35,20 @@ def _mkdirs(ftp: ftplib.FTP, path: str) -> None:
             ftp.cwd(part)
 
 
+def _store(ftp: ftplib.FTP, name: str, data: bytes) -> None:
+    try:
+        ftp.storbinary(f"STOR {name}", io.BytesIO(data))
+    except OSError as err:
+        # The server cut the data connection mid-upload (a full disk): its reply says why.
+        try:
+            ftp.getresp()
+        except ftplib.Error as reply:
+            raise reply from err
+        except OSError:
+            pass
+        raise
+
+
 def run(host: str, user: str, password: str, action: str, args: list[str]) -> dict[str, Any]:
     ftp = ftplib.FTP(timeout=TIMEOUT)
     try:
@@ -58,10 +72,11 @@ def run(host: str, user: str, password: str, action: str, args: list[str]) -> di
             _mkdirs(ftp, folder)
             if action == "upload":
                 result["pasv_port"] = ftp.makepasv()[1]
+            result["uploaded"] = 0  # counts up: a failed upload leaves how many went before
             for i in range(count):
                 data = bytes([i % 251]) * size
-                ftp.storbinary(f"STOR {name}-{i}.mp4", io.BytesIO(data))
-            result["uploaded"] = count
+                _store(ftp, f"{name}-{i}.mp4", data)
+                result["uploaded"] = i + 1
             result["pwd"] = ftp.pwd()
         elif action == "download":
             sink = io.BytesIO()

@@ -226,7 +226,8 @@ if [ ! -d /run/vsftpd/empty ]; then mount -t tmpfs tmpfs /run; mkdir -p /run/vsf
 exec /usr/sbin/vsftpd /etc/vsftpd.conf
 """
         argv = ["unshare", "--mount", "--propagation", "private", "sh", "-c", script]
-        self.netns.start(self.ns["pi"], argv, self.log)
+        # unshare and sh exec: this is vsftpd's PID, in its own mount namespace.
+        self.server = self.netns.start(self.ns["pi"], argv, self.log)
         deadline = time.monotonic() + 10
         while not self.ftp("nord", "nobody", "x", "login").get("connected"):
             assert time.monotonic() < deadline, self.log.read_text()
@@ -333,6 +334,27 @@ def test_the_server_is_not_on_the_uplink(site: FtpSite) -> None:
     # Control: the Pi's camera-side address answers (the firewall is what drops the LAN
     # there: tests/roles/test_firewall.py).
     assert site.ftp("nord", "cam-nord", PASSWORDS["nord"], "login")["logged_in"]
+
+
+@pytest.mark.netns
+def test_a_full_disk_refuses_the_upload_and_leaves_no_partial_file(site: FtpSite) -> None:
+    folder = f"{STORAGE}/nord/full"
+    uid, gid = _ftp_uid(site), pwd.getpwnam("www-data").pw_gid
+    # A 1 MB file system at nord/full, in vsftpd's mount namespace only (gone with it).
+    options = f"size=1m,mode=2750,uid={uid},gid={gid}"
+    in_server = ["nsenter", "-t", str(site.server.pid), "-m", "--"]
+    run(
+        [*in_server, "sh", "-c", f"mkdir -p {folder} && mount -t tmpfs -o {options} tmpfs {folder}"]
+    )
+    big = site.ftp("nord", "cam-nord", PASSWORDS["nord"], "upload", "full", "big", "2000000")
+    assert big["logged_in"] and not big["ok"] and big["error"][:3] in ("451", "452"), big
+    assert big["uploaded"] == 0
+    # delete_failed_uploads: the cut file is gone, the space is free again.
+    assert run([*in_server, "ls", "-A", folder]).stdout == ""
+    assert "[cam-nord] FAIL UPLOAD" in site.ftp_log.read_text()
+    # The server goes on: the next upload where there is room lands.
+    after = site.ftp("nord", "cam-nord", PASSWORDS["nord"], "upload", "2026/11/30", "then", "1000")
+    assert after.get("ok"), after
 
 
 @pytest.mark.netns
