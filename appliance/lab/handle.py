@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from appliance.lab import wan
+from appliance.lab import phone, wan
 from appliance.lab.camera_agent import read_lease
 from appliance.lab.lab import plan_from_state
 from appliance.lab.plan import LAN_NS, LabPlan
@@ -159,6 +159,18 @@ class Lab:
     def wan_ntp_start(self) -> None:
         """Start the wan NTP server again (waits until it listens)."""
         wan.ntp_start(self.root, self.state)
+
+    # -- the phone on the internet side (remote viewing) -------------------------------------
+    def phone_tunnel_up(self, config: str) -> None:
+        """Bring pa-phone's WireGuard tunnel up from a peer config (`remote add`'s)."""
+        phone.tunnel_up(self.root, config)
+
+    def phone_tunnel_down(self) -> None:
+        phone.tunnel_down(self.root)
+
+    def phone_handshake(self) -> int:
+        """Unix time of the phone's last handshake with the Pi (0: none yet)."""
+        return phone.latest_handshake()
 
 
 def _run(

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from appliance.lab import image, network, wan
+from appliance.lab import image, network, phone, wan
 from appliance.lab import pi as pis_mod
 from appliance.lab import plan as topo
 from appliance.lab.camera_agent import read_lease
@@ -149,10 +149,12 @@ def up(
         progress("network: pa-lan (home), pa-wan (internet), host link pa-host ...")
         network.build_core(state)
         wan.start_wan(lab, state)
+        network.build_phone(state)
         for pi in plan.pis:
             network.build_pi_network(pi, plan, state)
             for cam in pi.cameras:
                 network.build_camera_link(cam, pi, plan, state)
+        network.forward_wireguard(plan.pis[0])
         leaders = {}
         public_key = key.with_suffix(".pub").read_text()
         for pi in plan.pis:
@@ -266,8 +268,10 @@ def _down_one(lab: Path, state: LabState, progress: Progress) -> bool:
     network.remove_host_link()
     for netns in namespaces:
         network.delete_namespace(netns)
+    # The phone's wireguard-go is gone (step 2); a hard kill would have left its socket.
+    phone.SOCKET.unlink(missing_ok=True)
     builds = image.cleanup_builds()
-    for directory in (lab / "pis", lab / "cameras", lab / "wan", lab / "ssh" / "cp"):
+    for directory in (lab / "pis", lab / "cameras", lab / "wan", lab / "phone", lab / "ssh" / "cp"):
         if directory.is_dir() and not any(
             m.startswith(str(directory)) for m in _all_mount_points()
         ):
@@ -370,11 +374,11 @@ def shell_argv(target: str, cmd: list[str]) -> list[str]:
     if target == "pi" or target.startswith(("pi", "lab-pi")):
         leader = leader_pid(target)
         return ["nsenter", "-t", str(leader), "-a", *(cmd or ["/bin/bash", "-l"])]
-    namespaces = {"lan": topo.LAN_NS, "wan": topo.WAN_NS}
+    namespaces = {"lan": topo.LAN_NS, "wan": topo.WAN_NS, "phone": topo.PHONE_NS}
     namespaces.update({f"cam-{c.name}": c.netns for c in plan.cameras})
     if target not in namespaces:
         raise LabError(
-            f"lab shell {target}: choose one of pi, lan, wan, "
+            f"lab shell {target}: choose one of pi, lan, wan, phone, "
             + ", ".join(f"cam-{c.name}" for c in plan.cameras)
         )
     return in_netns(namespaces[target], *(cmd or [os.environ.get("SHELL", "/bin/bash")]))

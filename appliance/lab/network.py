@@ -67,6 +67,58 @@ def build_core(state: LabState) -> None:
     run(["ip", "netns", "exec", lan, "nft", "-f", "-"], input_text=HOST_NAT, timeout=15)
 
 
+# pa-wan routes only the phone's traffic (it is otherwise a sink that forwards nothing).
+WAN_PHONE_FORWARD = """\
+table inet lab_phone {
+	chain forward {
+		type filter hook forward priority filter; policy drop;
+		iifname "phone" accept
+		oifname "phone" accept
+	}
+}
+"""
+
+
+def build_phone(state: LabState) -> None:
+    """pa-phone: a phone on mobile data, reaching the home only through the router's
+    public address (pa-lan's wan side), never through the home network itself."""
+    add_namespace(topo.PHONE_NS, state)
+    ip(
+        "link",
+        "add",
+        "phone",
+        "netns",
+        topo.WAN_NS,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "eth0",
+        "netns",
+        topo.PHONE_NS,
+    )
+    ip("addr", "add", topo.WAN_PHONE_SIDE, "dev", "phone", netns=topo.WAN_NS)
+    ip("link", "set", "phone", "up", netns=topo.WAN_NS)
+    ip("addr", "add", topo.PHONE_ADDR, "dev", "eth0", netns=topo.PHONE_NS)
+    ip("link", "set", "eth0", "up", netns=topo.PHONE_NS)
+    ip("route", "add", "default", "via", topo.WAN_PHONE_SIDE.split("/")[0], netns=topo.PHONE_NS)
+    run(["ip", "netns", "exec", topo.WAN_NS, "nft", "-f", "-"], input_text=WAN_PHONE_FORWARD)
+    sysctl(topo.WAN_NS, "net.ipv4.ip_forward=1")
+
+
+def forward_wireguard(pi: Pi) -> None:
+    """The home router forwards the WireGuard UDP port to the Pi, as a user sets up theirs."""
+    rules = f"""\
+table ip lab_port_forward {{
+	chain prerouting {{
+		type nat hook prerouting priority dstnat; policy accept;
+		iifname "wan" udp dport {topo.WIREGUARD_PORT} dnat to {pi.address}:{topo.WIREGUARD_PORT}
+	}}
+}}
+"""
+    run(["ip", "netns", "exec", topo.LAN_NS, "nft", "-f", "-"], input_text=rules, timeout=15)
+
+
 def build_pi_network(pi: Pi, plan: LabPlan, state: LabState) -> None:
     """The Pi's namespace: eth0 on the home network (configured, as on a user's Pi) and the
     wlan0 "radio" bridge, left without an address for the access_point role."""

@@ -20,6 +20,15 @@ WAN_NTP = "10.203.2.123"
 WAN_VPN = "10.203.2.50"
 VPN_PORTS = (500, 4500)
 
+# A phone on mobile data, out on the internet (pa-wan's side), for remote viewing: it dials
+# the home router's "public" address, whose UDP port the router forwards to the first Pi.
+PHONE_NS = "pa-phone"
+WAN_PHONE_SIDE = "10.203.3.1/24"
+PHONE_ADDR = "10.203.3.2/24"
+ROUTER_PUBLIC = LAN_WAN_SIDE.split("/")[0]
+WIREGUARD_PORT = 51820
+WIREGUARD_TUNNEL = "10.203.8.0/24"  # remote_access.wireguard.subnet for the lab's tests
+
 MAX_PIS = 8  # camera subnets 10.203.16.0/24 .. 10.203.23.0/24
 MAX_CAMERAS = 80  # per Pi: reserved addresses .11 .. .90, below the DHCP range .100-.199
 # The access_point role's default VLAN id of a camera: base + host number of its address.
@@ -77,7 +86,13 @@ class LabPlan:
 
     @property
     def namespaces(self) -> list[str]:
-        return [LAN_NS, WAN_NS, *(p.netns for p in self.pis), *(c.netns for c in self.cameras)]
+        return [
+            LAN_NS,
+            WAN_NS,
+            PHONE_NS,
+            *(p.netns for p in self.pis),
+            *(c.netns for c in self.cameras),
+        ]
 
     def pi(self, name: str) -> Pi:
         """The Pi called NAME (`pi`, `pi2`, `lab-pi2`), or the only one for `pi`."""

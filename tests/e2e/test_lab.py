@@ -15,12 +15,21 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from appliance.lab import phone
 from appliance.lab.handle import CLI, Lab
 from appliance.lab.image import CACHE_ROOT
 from appliance.lab.inventory import build_inventory, write_inventory
 from appliance.lab.plan import HOST_ADDR as HOST_LINK_ADDR
-from appliance.lab.plan import HOST_LINK, WAN_NTP, WAN_VPN, make_plan
+from appliance.lab.plan import (
+    HOST_LINK,
+    ROUTER_PUBLIC,
+    WAN_NTP,
+    WAN_VPN,
+    WIREGUARD_PORT,
+    make_plan,
+)
 from appliance.lab.secrets_store import load_secrets
+from appliance.remote import generate_keypair
 
 if TYPE_CHECKING:
     from conftest import LabSession
@@ -236,6 +245,8 @@ def _lab_traces(lab_dir: Path) -> list[str]:
     found += [f"netns {line.split()[0]}" for line in netns.splitlines() if line.startswith("pa-")]
     if subprocess.run(["ip", "link", "show", HOST_LINK], capture_output=True).returncode == 0:
         found.append(f"link {HOST_LINK}")
+    if phone.SOCKET.exists():
+        found.append(f"socket {phone.SOCKET}")
     for line in Path("/proc/mounts").read_text().splitlines():
         if str(CACHE_ROOT) in line or str(lab_dir) in line:
             found.append(f"mount {line.split()[1]}")
@@ -272,7 +283,15 @@ def _processes_in(inodes: set[int]) -> list[str]:
 
 @pytest.mark.lab_lifecycle
 def test_down_leaves_nothing_behind(lab_session: LabSession) -> None:
-    lab_session.ensure_up()
+    lab = lab_session.ensure_up()
+    # The phone's tunnel up too (wireguard-go, its socket): `lab down` ends it as well.
+    (private, _), (_, pi_public) = generate_keypair(), generate_keypair()
+    lab.phone_tunnel_up(
+        f"[Interface]\nPrivateKey = {private}\nAddress = 10.203.8.2/32\n\n[Peer]\n"
+        f"PublicKey = {pi_public}\nEndpoint = {ROUTER_PUBLIC}:{WIREGUARD_PORT}\n"
+        "AllowedIPs = 10.203.8.1/32\n"
+    )
+    assert phone.SOCKET.is_socket()
     inodes = _netns_inodes()
     assert inodes, "the lab has no namespaces while up"
     seconds = lab_session.ensure_down()
