@@ -114,16 +114,31 @@ def _validate_message(res: dict[str, Any]) -> str:
     )
 
 
+# The ssh client's own notice when a command that ran under a tty ends; never the reason.
+_SSH_NOTICE = re.compile(r"^Shared connection to \S+ closed\.$")
+
+
+def _lines(value: object) -> list[str]:
+    """VALUE's non-empty lines, without the ssh client's notices."""
+    if not isinstance(value, str):
+        return []
+    lines = (line.strip() for line in value.splitlines())
+    return [line for line in lines if line and not _SSH_NOTICE.match(line)]
+
+
 def _message(res: dict[str, Any]) -> str:
     if res.get("msg") == "failed to validate":
         return _validate_message(res)
-    if res.get("msg") == "non-zero return code" and str(res.get("stderr") or "").strip():
-        # A handler's test (`dnsmasq --test`, `nginx -t`): its reason beats Ansible's summary.
-        return _message({"stderr": res["stderr"]})
+    if res.get("msg") == "non-zero return code":
+        # A handler's test (`dnsmasq --test`, `nginx -t`) or a script: its reason beats
+        # Ansible's summary. A script run with become gets a tty (ssh -tt), which sends its
+        # stderr to stdout and leaves ssh's "Shared connection ... closed." as the stderr.
+        reason = _lines(res.get("stderr")) or _lines(res.get("stdout"))
+        if reason:
+            return reason[0]
     for key in ("msg", "stderr", "module_stderr", "stdout"):
-        value = res.get(key)
-        if isinstance(value, str) and value.strip():
-            lines = [line.strip() for line in value.strip().splitlines() if line.strip()]
+        lines = _lines(res.get(key))
+        if lines:
             return lines[-1] if key in ("module_stderr",) else lines[0]
     results = res.get("results")
     if isinstance(results, list):  # a loop: report the first failed item

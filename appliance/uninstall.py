@@ -23,6 +23,8 @@ class Uninstalled:
     removed: list[str]  # files and directories the appliance had added
     units: list[str]  # systemctl steps, e.g. "disable presence-firewall.service"
     purged: list[str]  # packages removed (--purge)
+    # Other things put back, one line each: "Wi-Fi phy0 soft-blocked again (rfkill)"
+    also: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -44,11 +46,15 @@ def parse_report(text: str) -> Uninstalled | None:
         value = data.get(key)
         return [str(v) for v in value] if isinstance(value, list) else []
 
+    also = [f"Wi-Fi {name} soft-blocked again (rfkill)" for name in strings("rfkill_soft_blocked")]
+    if isinstance(data.get("network_manager"), str):
+        also.append(f"NetworkManager {data['network_manager']}")
     return Uninstalled(
         restored=strings("restored"),
         removed=strings("removed"),
         units=strings("units"),
         purged=strings("purged"),
+        also=also,
     )
 
 

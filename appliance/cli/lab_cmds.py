@@ -61,12 +61,20 @@ def lab() -> None:
     type=click.Choice(["ap_isolate", "vlan_per_camera"]),
     help="How cameras are kept apart on the Pi's Wi-Fi side.",
 )
-def up(cameras: int, pis: int, release: str, isolation: str) -> None:
+@click.option(
+    "--network-manager",
+    is_flag=True,
+    help="NetworkManager manages the Pi's wlan0, as on a stock Raspberry Pi OS "
+    "(an image of its own, built once).",
+)
+def up(cameras: int, pis: int, release: str, isolation: str, network_manager: bool) -> None:
     """Build the image if needed, boot the Pi(s), start cameras; write lab/inventory.yml."""
     from appliance.lab import lab as lab_mod
 
     try:
-        result = lab_mod.up(cameras, pis, release, isolation, progress=_progress)
+        result = lab_mod.up(
+            cameras, pis, release, isolation, progress=_progress, network_manager=network_manager
+        )
     except LabError as err:
         from appliance.lab.state import LabState
 

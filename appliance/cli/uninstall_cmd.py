@@ -32,8 +32,9 @@ def uninstall(
     The first install records on the Pi how it was (/var/lib/presence-appliance, root-only):
     the files the roles write (and copies of those they replace), the enabled, masked and
     active state of the services they touch, which of their packages were installed, IP
-    forwarding. Uninstall puts all of that back, deletes the firewall's nft table, gives the
-    camera interface back to NetworkManager, removes the snapshots and the record. The
+    forwarding, which Wi-Fi radios were soft-blocked. Uninstall puts all of that back (blocks
+    those radios again), deletes the firewall's nft table, gives the camera interface back to
+    NetworkManager, removes the snapshots and the record. The
     cameras go offline. The inventory is not changed: `install` provisions the Pi again.
     """
     from appliance.uninstall import run_uninstall
@@ -55,6 +56,8 @@ def uninstall(
             click.echo(f"  removed   {path}")
         for step in done.units:
             click.echo(f"  systemctl {step}")
+        for line in done.also:
+            click.echo(f"  {line}")
         if purge:
             click.echo(f"  purged    {', '.join(done.purged) or 'nothing (all were there before)'}")
     if not run.result.ok:

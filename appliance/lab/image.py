@@ -5,11 +5,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import time
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from appliance.lab.run import LabError, run, stop_recorded_group
 
@@ -53,33 +55,60 @@ PACKAGES = [
     "libpam-pwdfile",
 ]
 
+# A package a release no longer has, and what stands for it there (trixie dropped the
+# nginx-light/-full/-extras flavours: its `nginx` is the one server, modules apart).
+RENAMED = {"trixie": {"nginx-light": "nginx"}}
+
+# Image variants (`lab up --network-manager`): more packages and files over the same recipe,
+# in an image of their own, so the default image (and its key) stays as it is.
+# "nm": NetworkManager manages the camera interface, as on a stock Raspberry Pi OS.
+VARIANTS = {"nm": ["network-manager"]}
+
 Progress = Callable[[str], None]
 
 
-def assets_dir() -> Path:
-    """The files copied over the image (unit drop-ins, the hostapd stand-in)."""
-    return Path(str(resources.files("appliance.lab") / "image"))
+def assets_dir(variant: str = "") -> Path:
+    """The files copied over the image (unit drop-ins, the hostapd stand-in); a variant's
+    own files are in `image-<variant>/`, copied after those."""
+    name = f"image-{variant}" if variant else "image"
+    return Path(str(resources.files("appliance.lab") / name))
 
 
-def image_key(release: str) -> str:
-    """A hash of everything that determines the image's content."""
-    digest = hashlib.sha256()
-    digest.update(f"{RECIPE_VERSION}\0{release}\0{' '.join(PACKAGES)}\0".encode())
-    root = assets_dir()
+def packages(release: str, variant: str = "") -> list[str]:
+    """What the image for RELEASE (and VARIANT) installs."""
+    renamed = RENAMED.get(release, {})
+    return [renamed.get(p, p) for p in PACKAGES] + VARIANTS.get(variant, [])
+
+
+def _hash_tree(digest: Any, root: Path) -> None:
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
         digest.update(f"{path.relative_to(root)}\0{path.stat().st_mode & 0o777:o}\0".encode())
         digest.update(path.read_bytes())
+
+
+def image_key(release: str, variant: str = "") -> str:
+    """A hash of everything that determines the image's content."""
+    digest = hashlib.sha256()
+    digest.update(f"{RECIPE_VERSION}\0{release}\0{' '.join(packages(release))}\0".encode())
+    _hash_tree(digest, assets_dir())
+    if variant:  # nothing is added for the default image: its key stays what it was
+        digest.update(f"variant\0{variant}\0{' '.join(VARIANTS[variant])}\0".encode())
+        _hash_tree(digest, assets_dir(variant))
     return digest.hexdigest()[:12]
 
 
-def image_dir(release: str) -> Path:
+def image_name(release: str, variant: str = "") -> str:
+    return f"{release}-{variant}-" if variant else f"{release}-"
+
+
+def image_dir(release: str, variant: str = "") -> Path:
     """Where the image for RELEASE lives (its rootfs is `<dir>/rootfs`)."""
-    return CACHE_ROOT / f"{release}-{image_key(release)}"
+    return CACHE_ROOT / f"{image_name(release, variant)}{image_key(release, variant)}"
 
 
-def is_built(release: str) -> bool:
+def is_built(release: str, variant: str = "") -> bool:
     """True when a complete image for RELEASE is cached."""
-    return (image_dir(release) / "image.json").is_file()
+    return (image_dir(release, variant) / "image.json").is_file()
 
 
 def debian_mirror(sources: Path = Path("/etc/apt/sources.list.d/debian.sources")) -> str:
@@ -104,12 +133,14 @@ def debian_mirror(sources: Path = Path("/etc/apt/sources.list.d/debian.sources")
     raise LabError(f"{sources}: no Debian mirror found (set PA_LAB_MIRROR to one)")
 
 
-def ensure_image(release: str, progress: Progress) -> Path:
+def ensure_image(release: str, progress: Progress, variant: str = "") -> Path:
     """Return the cached rootfs for RELEASE, building it first when it is missing."""
     if release not in RELEASES:
         raise LabError(f"--release {release}: choose one of {', '.join(RELEASES)}")
-    target = image_dir(release)
-    if is_built(release):
+    if variant and variant not in VARIANTS:
+        raise LabError(f"image variant {variant}: choose one of {', '.join(VARIANTS)}")
+    target = image_dir(release, variant)
+    if is_built(release, variant):
         progress(f"image {target.name}: cached")
         return target / "rootfs"
     CACHE_ROOT.mkdir(parents=True, exist_ok=True)
@@ -117,13 +148,14 @@ def ensure_image(release: str, progress: Progress) -> Path:
     build = CACHE_ROOT / f".build-{target.name}"
     started = time.monotonic()
     try:
-        _build(release, build / "rootfs", progress)
+        _build(release, build / "rootfs", progress, variant)
         (build / "image.json").write_text(
             json.dumps(
                 {
                     "release": release,
-                    "key": image_key(release),
-                    "packages": PACKAGES,
+                    "variant": variant,
+                    "key": image_key(release, variant),
+                    "packages": packages(release, variant),
                     "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                     "build_seconds": round(time.monotonic() - started, 1),
                 },
@@ -135,16 +167,18 @@ def ensure_image(release: str, progress: Progress) -> Path:
         build.rename(target)
     finally:
         cleanup_builds()
-    _prune_old(release, keep=target)
+    _prune_old(release, variant, keep=target)
     progress(f"image {target.name}: built in {time.monotonic() - started:.0f} s")
     return target / "rootfs"
 
 
-def _prune_old(release: str, keep: Path) -> None:
-    """Drop stale images of RELEASE (older recipe or package list) that no overlay uses."""
+def _prune_old(release: str, variant: str, keep: Path) -> None:
+    """Drop stale images of RELEASE and VARIANT (older recipe or package list) that no
+    overlay uses; other variants' images stay."""
     in_use = Path("/proc/mounts").read_text()
-    for old in CACHE_ROOT.glob(f"{release}-*"):
-        if old != keep and f"lowerdir={old}/" not in in_use:
+    same = re.compile(re.escape(image_name(release, variant)) + "[0-9a-f]{12}")
+    for old in CACHE_ROOT.iterdir():
+        if same.fullmatch(old.name) and old != keep and f"lowerdir={old}/" not in in_use:
             shutil.rmtree(old, ignore_errors=True)
 
 
@@ -161,7 +195,7 @@ def cleanup_builds() -> int:
     return len(builds)
 
 
-def _build(release: str, rootfs: Path, progress: Progress) -> None:
+def _build(release: str, rootfs: Path, progress: Progress, variant: str = "") -> None:
     mirror = debian_mirror()
     rec = rootfs.parent / "builder.pid"
     rootfs.parent.mkdir(parents=True, exist_ok=True)
@@ -180,7 +214,8 @@ def _build(release: str, rootfs: Path, progress: Progress) -> None:
         }
         progress("apt-get update in the image ...")
         run(["chroot", rootfs, "apt-get", "update", "-q"], timeout=600, env=env, record=rec)
-        progress(f"installing {len(PACKAGES)} packages in the image ...")
+        wanted = packages(release, variant)
+        progress(f"installing {len(wanted)} packages in the image ...")
         run(
             [
                 "chroot",
@@ -190,7 +225,7 @@ def _build(release: str, rootfs: Path, progress: Progress) -> None:
                 "-y",
                 "-q",
                 "--no-install-recommends",
-                *PACKAGES,
+                *wanted,
             ],
             timeout=1800,
             env=env,
@@ -239,19 +274,26 @@ def _build(release: str, rootfs: Path, progress: Progress) -> None:
         key.unlink()
     (rootfs / "etc/machine-id").write_text("")
     (rootfs / "var/lib/dbus/machine-id").unlink(missing_ok=True)
-    _copy_assets(rootfs)
+    _copy_assets(rootfs, assets_dir())
+    if variant:
+        _copy_assets(rootfs, assets_dir(variant))
 
 
-def _copy_assets(rootfs: Path) -> None:
-    root = assets_dir()
+def _copy_assets(rootfs: Path, root: Path) -> None:
     for path in sorted(root.rglob("*")):
         dest = rootfs / path.relative_to(root)
         if path.is_dir():
             dest.mkdir(parents=True, exist_ok=True)
         else:
             shutil.copyfile(path, dest)
-            # Package data may lose its mode on install: scripts are those under sbin/.
-            dest.chmod(0o755 if "sbin" in path.parts else 0o644)
+            # Package data may lose its mode on install: scripts are those under sbin/;
+            # NetworkManager ignores a connection profile that others may read.
+            mode = 0o644
+            if "sbin" in path.parts:
+                mode = 0o755
+            elif "system-connections" in path.parts:
+                mode = 0o600
+            dest.chmod(mode)
 
 
 def _mount_chroot(rootfs: Path) -> None:

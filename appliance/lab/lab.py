@@ -108,8 +108,13 @@ def up(
     release: str = "bookworm",
     isolation: str = "ap_isolate",
     progress: Progress = print,
+    network_manager: bool = False,
 ) -> dict[str, Any]:
-    """Build the image if needed and start everything; return a summary (times, paths)."""
+    """Build the image if needed and start everything; return a summary (times, paths).
+
+    NETWORK_MANAGER: the image variant where NetworkManager manages wlan0, as on a stock
+    Raspberry Pi OS (image.VARIANTS["nm"]).
+    """
     require_root()
     require_tools(TOOLS)
     try:
@@ -135,11 +140,17 @@ def up(
         OWNER.write_text(f"{lab}\n")
         secrets = load_secrets(lab, [c.name for c in plan.cameras])
         key = ensure_ssh_key(lab)
-        rootfs = image.ensure_image(release, progress)
+        rootfs = image.ensure_image(release, progress, "nm" if network_manager else "")
         build_done = time.monotonic()
         state = LabState(lab / "state.json", {"processes": [], "mounts": [], "namespaces": []})
         state.data.update(
-            plan={"pis": pis, "cameras": cameras, "release": release, "isolation": isolation},
+            plan={
+                "pis": pis,
+                "cameras": cameras,
+                "release": release,
+                "isolation": isolation,
+                "network_manager": network_manager,
+            },
             image=str(rootfs),
             started=time.time(),
             complete=False,

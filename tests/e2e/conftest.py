@@ -125,6 +125,8 @@ def take_down_user_lab(own_root: Path, say: Callable[[str], None]) -> UserLab | 
     root, state = found
     plan = state.data["plan"]
     shape = {k: str(plan[k]) for k in ("pis", "cameras", "release", "isolation")}
+    if plan.get("network_manager"):
+        shape["network-manager"] = ""  # a flag: `--network-manager`
     # "Provisioned" = `install` ran: the web role's nginx is what `make demo` leaves running.
     nginx = Lab(root).pi_exec("systemctl", "is-active", "nginx", check=False, timeout=30)
     user = UserLab(root, shape, provisioned=nginx.stdout.strip() == "active")
@@ -143,7 +145,7 @@ def take_down_user_lab(own_root: Path, say: Callable[[str], None]) -> UserLab | 
 def bring_back_user_lab(user: UserLab, say: Callable[[str], None]) -> None:
     """`lab up` (same shape) and, if it was provisioned, `install` the user's lab again."""
     started = time.monotonic()
-    options = [f"--{key}={value}" for key, value in user.shape.items()]
+    options = [f"--{key}={value}" if value else f"--{key}" for key, value in user.shape.items()]
     steps = [("lab", "up", *options)]
     if user.provisioned:
         steps.append(("install", "-i", str(user.root / "inventory.yml")))
@@ -198,17 +200,40 @@ class LabSession:
             check=False,
         )
 
-    def ensure_up(self, pis: int = 1, cameras: int = 2, isolation: str = "ap_isolate") -> Lab:
+    def ensure_up(
+        self,
+        pis: int = 1,
+        cameras: int = 2,
+        isolation: str = "ap_isolate",
+        release: str = "bookworm",
+        network_manager: bool = False,
+    ) -> Lab:
         """The lab with this shape, brought up (or rebuilt) when it is not already running."""
         state = LabState.load(self.root)
-        wanted = {"pis": pis, "cameras": cameras, "isolation": isolation}
-        current = {k: state.data.get("plan", {}).get(k) for k in wanted}
+        wanted = {
+            "pis": pis,
+            "cameras": cameras,
+            "isolation": isolation,
+            "release": release,
+            "network_manager": network_manager,
+        }
+        plan = state.data.get("plan", {})
+        current = {k: plan.get(k, False if k == "network_manager" else None) for k in wanted}
         if not is_up(state) or current != wanted:
             started = time.monotonic()
             if is_up(state):
                 self.ensure_down()
             result = self.command(
-                "up", "--pis", str(pis), "--cameras", str(cameras), "--isolation", isolation
+                "up",
+                "--pis",
+                str(pis),
+                "--cameras",
+                str(cameras),
+                "--isolation",
+                isolation,
+                "--release",
+                release,
+                *(["--network-manager"] if network_manager else []),
             )
             self.up_seconds = time.monotonic() - started
             if result.returncode != 0:

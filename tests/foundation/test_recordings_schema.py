@@ -213,3 +213,38 @@ def test_mangled_recordings_give_one_line_problems_without_secrets(
         assert line.isprintable() and line.startswith("pi: ") and problem.path, line
         for password in PASSWORDS:
             assert password not in line, line
+
+
+def _readme_recordings() -> str:
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    start = text.index("\n## Recordings\n")
+    return text[start : text.index("\n## ", start + 1)]
+
+
+def test_the_readme_says_what_is_known_and_what_is_not() -> None:
+    """Issue 15 asks the docs to say both: the known facts the build follows, the unknowns
+    it answers with a knob or a default (and that no real camera has tried it)."""
+    section = " ".join(_readme_recordings().split())
+    known = section[section.index("What is known") : section.index("**Not known**")]
+    for fact in ("command/ftp_get_config", "command/ftp_set_config", "<root>/YYYY/MM/DD/",
+                 "YYYY-MM-DD-HH.MM-<id>.mp4", "about 30 s", "`ftp-0`", "`ftp-3`"):  # fmt: skip
+        assert fact in known, fact
+    unknown = section[section.index("**Not known**") :]
+    for question in ("plain FTP or FTPS", "passive or active mode", "cloud blocked",
+                     "`ftp_set_config` works on the local API", "`ftp.mode: active`",
+                     "Not yet tried with a real camera"):  # fmt: skip
+        assert question in unknown, question
+    # The server picked, and why (the issue: "vsftpd or pure-ftpd: pick and say why").
+    assert (
+        "**The server: vsftpd** (the `recordings` role), chosen over pure-ftpd because" in section
+    )
+
+
+@pytest.mark.parametrize("mode", ["passive", "active", "ftps", ""])
+def test_the_mode_knob_takes_passive_or_active(mode: str) -> None:
+    variables = _with("recordings.ftp", {"mode": mode, "passive_ports": [50000, 50019]})
+    problems = _problems(variables)
+    if mode in ("passive", "active"):
+        assert problems == []
+    else:
+        assert any("recordings.ftp.mode" in p for p in problems), problems

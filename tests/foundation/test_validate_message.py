@@ -51,3 +51,23 @@ def test_the_line_number_after_the_candidate_path_is_kept() -> None:
     assert _message(res).endswith(
         ": /etc/presence-appliance/firewall.nft:88:1-15: Error: syntax error"
     )
+
+
+def test_a_script_refusal_over_ssh_shows_the_scripts_line_not_sshs_notice() -> None:
+    # What Ansible's `script` module returns with become over ssh: the script ran under a tty
+    # (ssh -tt), so its stderr arrived on stdout, and ssh's own notice is the only stderr.
+    res = {
+        "msg": "non-zero return code",
+        "rc": 1,
+        "stderr": "Shared connection to 10.203.1.2 closed.\r\n",
+        "stdout": "presence-uninstall: no record of this Pi before install: nothing changed\r\n",
+    }
+    assert _message(res) == (
+        "presence-uninstall: no record of this Pi before install: nothing changed"
+    )
+
+
+def test_sshs_notice_alone_is_never_the_message() -> None:
+    res = {"msg": "MODULE FAILURE", "module_stderr": "Shared connection to 10.203.1.2 closed.\r\n"}
+    assert _message(res) == "MODULE FAILURE"
+    assert _message({"module_stderr": "Shared connection to pi closed.\n"}) == "failed"

@@ -120,6 +120,42 @@ def test_passwords_reach_the_pi_only_as_hashes_in_a_root_only_file(tmp_path: Pat
     assert "cam-nord\ncam-sued" in (out / "etc/vsftpd/presence-users.list").read_text()
 
 
+def test_a_vaulted_ftp_password_reaches_the_pi_as_its_hash(tmp_path: Path) -> None:
+    """ftp_password as an Ansible Vault value: decrypted by the inventory loader, hashed."""
+    from appliance.inventory import load_inventory
+    from appliance.render import render_appliance
+
+    vault_pass = tmp_path / "vault-pass"
+    vault_pass.write_text("correct horse battery staple\n")
+    encrypted = run(
+        [str(Path(sys.executable).parent / "ansible-vault"), "encrypt_string",
+         "--vault-password-file", str(vault_pass), PASSWORDS["nord"]],
+        timeout=60,
+    ).stdout.strip()  # fmt: skip
+    variables = recording_vars()
+    variables["cameras"][0]["ftp_password"] = "VAULTED"
+    inventory = write_inventory(variables, tmp_path / "vaulted.yml")
+    lines = []
+    for line in inventory.read_text().splitlines():
+        if line.strip() == "ftp_password: VAULTED":
+            indent = " " * (len(line) - len(line.lstrip()) + 2)
+            lines.append(line.replace("VAULTED", "!vault |"))
+            lines += [indent + part.strip() for part in encrypted.splitlines()[1:]]
+        else:
+            lines.append(line)
+    inventory.write_text("\n".join(lines) + "\n")
+    assert PASSWORDS["nord"] not in inventory.read_text()
+    out = tmp_path / "vaulted"
+    render_appliance(load_inventory(str(inventory), str(vault_pass)), "pi", out, ["recordings"])
+    passwd = (out / "etc/vsftpd/presence-users.passwd").read_text()
+    (entry,) = [line for line in passwd.splitlines() if line.startswith("cam-nord:")]
+    hashed = entry.split(":", 1)[1]
+    salt = hashed.split("$")[2]
+    again = run(["openssl", "passwd", "-6", "-salt", salt, PASSWORDS["nord"]]).stdout.strip()
+    assert hashed == again  # the hash of the decrypted password, not of the vault text
+    assert "$ANSIBLE_VAULT" not in passwd and PASSWORDS["nord"] not in passwd
+
+
 def test_only_recording_cameras_get_a_user_and_nothing_is_rendered_without_recordings(
     tmp_path: Path,
 ) -> None:
@@ -147,11 +183,15 @@ def test_the_unit_waits_for_the_storage_and_restarts(tmp_path: Path) -> None:
     assert f"RequiresMountsFor={STORAGE}" in dropin
     assert f"ConditionPathIsMountPoint={STORAGE}" in dropin
     assert "Restart=always" in dropin
+    # Bound to the storage's mount unit, named as systemd names it.
+    for path in (STORAGE, "/mnt/usb-disk/rec.ords", "/srv/.cams/a_b-c"):
+        other = render(tmp_path, recording_vars(require_mount=True, path=path), f"m{len(path)}")
+        dropin = (other / "etc/systemd/system/vsftpd.service.d/presence-appliance.conf").read_text()
+        unit = run(["systemd-escape", "--path", "--suffix=mount", path]).stdout.strip()
+        assert f"BindsTo={unit}\n" in dropin and f"After={unit}\n" in dropin, (unit, dropin)
     plain = render(tmp_path, recording_vars(), "plain")
-    assert (
-        "ConditionPathIsMountPoint"
-        not in (plain / "etc/systemd/system/vsftpd.service.d/presence-appliance.conf").read_text()
-    )
+    text = (plain / "etc/systemd/system/vsftpd.service.d/presence-appliance.conf").read_text()
+    assert "ConditionPathIsMountPoint" not in text and "BindsTo" not in text
     timer = (out / "etc/systemd/system/presence-recordings-prune.timer").read_text()
     assert "OnUnitActiveSec=5min" in timer
     config = json.loads((out / "etc/presence-appliance/recordings.json").read_text())
@@ -355,6 +395,23 @@ def test_a_full_disk_refuses_the_upload_and_leaves_no_partial_file(site: FtpSite
     # The server goes on: the next upload where there is room lands.
     after = site.ftp("nord", "cam-nord", PASSWORDS["nord"], "upload", "2026/11/30", "then", "1000")
     assert after.get("ok"), after
+
+
+@pytest.mark.netns
+def test_active_mode_is_a_knob_the_real_vsftpd_follows(tmp_path: Path) -> None:
+    """ftp.mode: active: PORT works (the Pi connects back from port 20), passive still does."""
+    out = render(tmp_path, recording_vars(ftp={"mode": "active"}), "active")
+    spaces = Netns()
+    try:
+        active = FtpSite(spaces, tmp_path)
+        active.build(out)
+        up = active.ftp("nord", "cam-nord", PASSWORDS["nord"], "active", "2026/11/30", "act")
+        assert up.get("ok"), up
+        assert (active.storage / "nord/2026/11/30/act-0.mp4").stat().st_size == 1000
+        passive = active.ftp("sued", "cam-sued", PASSWORDS["sued"], "upload", "2026", "p", "10")
+        assert passive.get("ok"), passive
+    finally:
+        spaces.cleanup()
 
 
 @pytest.mark.netns

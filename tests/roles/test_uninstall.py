@@ -359,3 +359,73 @@ def test_the_cli_reads_the_pis_report_and_ignores_anything_else() -> None:
     assert done.restored == ["/etc/default/dnsmasq"] and done.units[1] == "mask hostapd.service"
     assert parse_report("not json") is None and parse_report("[1]") is None
     assert parse_report('{"restored": 5}') == parse_report("{}")  # a wrong type counts as none
+
+
+def fake_rfkill(root: Path, radios: dict[str, tuple[str, str]]) -> Path:
+    """A stand-in for the kernel's /sys/class/rfkill (the test machines have no radio):
+    rfkillN/{type,name,soft} as the kernel lays them out; `soft` takes 1 to block."""
+    base = root / "sys/class/rfkill"
+    for number, (name, (kind, soft)) in enumerate(radios.items()):
+        device = base / f"rfkill{number}"
+        device.mkdir(parents=True)
+        (device / "type").write_text(f"{kind}\n")
+        (device / "name").write_text(f"{name}\n")
+        (device / "soft").write_text(f"{soft}\n")
+    return base
+
+
+def soft_state(base: Path) -> dict[str, str]:
+    return {
+        (d / "name").read_text().strip(): (d / "soft").read_text().strip()
+        for d in sorted(base.iterdir())
+    }
+
+
+def test_uninstall_soft_blocks_again_the_wifi_the_install_unblocked(
+    pi: tuple[Path, dict[str, Any]],
+) -> None:
+    # Stock Raspberry Pi OS: the onboard radio (phy0) soft-blocked until a country is set; a
+    # USB adapter (phy1) that was never blocked; Bluetooth blocked, which is not ours.
+    root, spec = pi
+    rfkill = fake_rfkill(
+        root, {"phy0": ("wlan", "1"), "hci0": ("bluetooth", "1"), "phy1": ("wlan", "0")}
+    )
+    spec["rfkill_dir"] = str(rfkill)
+    report(tool(spec, "record"))
+    before = json.loads((Path(spec["dir"]) / "before.json").read_text())
+    assert before["wifi_soft_blocked"] == {"phy0": True, "phy1": False}
+    # What the access_point role's `rfkill unblock wifi` does: every Wi-Fi radio unblocked.
+    for device in rfkill.iterdir():
+        if (device / "type").read_text().strip() == "wlan":
+            (device / "soft").write_text("0\n")
+
+    done = report(tool(spec, "uninstall"))
+
+    assert soft_state(rfkill) == {"phy0": "1", "hci0": "1", "phy1": "0"}
+    assert done["rfkill_soft_blocked"] == ["phy0"]
+
+
+def test_a_radio_left_blocked_or_unknown_is_not_touched(pi: tuple[Path, dict[str, Any]]) -> None:
+    root, spec = pi
+    rfkill = fake_rfkill(root, {"phy0": ("wlan", "1")})
+    spec["rfkill_dir"] = str(rfkill)
+    report(tool(spec, "record"))
+    # Still blocked (the install ran on a Pi without /dev/rfkill), and a new adapter.
+    fake_rfkill(root / "new", {"phy2": ("wlan", "0")})
+    (root / "new/sys/class/rfkill/rfkill0").rename(rfkill / "rfkill7")
+    done = report(tool(spec, "uninstall"))
+    assert soft_state(rfkill) == {"phy0": "1", "phy2": "0"}
+    assert "rfkill_soft_blocked" not in done
+
+
+def test_the_cli_names_the_radios_blocked_again_and_the_hand_back() -> None:
+    from appliance.uninstall import parse_report
+
+    done = parse_report(
+        json.dumps({"rfkill_soft_blocked": ["phy0"], "network_manager": "manages wlan0 again"})
+    )
+    assert done is not None
+    assert done.also == [
+        "Wi-Fi phy0 soft-blocked again (rfkill)",
+        "NetworkManager manages wlan0 again",
+    ]

@@ -6,13 +6,16 @@ Run on the Pi by Ansible's `script` module (nothing of it stays installed), as r
   record --spec JSON      once, before the first install changes anything: for every path the
                           roles may write, whether it existed (and a copy of it); the enabled,
                           masked and active state of every unit they touch; which of their
-                          packages were installed; the sysctls they set; whether NetworkManager
-                          managed the camera interface. Writes DIR/before.json (root-only) and
+                          packages were installed; the sysctls they set; which Wi-Fi radios
+                          were soft-blocked (rfkill); whether NetworkManager managed the camera
+                          interface. Writes DIR/before.json (root-only) and
                           never overwrites it: later installs leave the first record alone.
   uninstall --spec JSON [--purge]
                           put every recorded file back (or remove it when it did not exist),
                           return units to their recorded state, delete the firewall's nft table,
-                          restore the sysctls, give the camera interface back to NetworkManager,
+                          restore the sysctls, soft-block again the Wi-Fi radios that were
+                          (the access_point role unblocks them), give the camera interface back
+                          to NetworkManager,
                           with --purge remove the packages that were not installed before; then
                           remove the record itself. Prints JSON: what it did.
 
@@ -38,6 +41,7 @@ TIMEOUT = 120
 PURGE_TIMEOUT = 900
 ACTIVE = ("active", "reloading", "activating")
 UNIT_DIRS = ("/etc/systemd/", "/lib/systemd/", "/usr/lib/systemd/")
+RFKILL_DIR = "/sys/class/rfkill"
 
 
 class Refused(Exception):
@@ -160,6 +164,42 @@ def sysctl_values(names: list[str]) -> dict[str, str]:
     return values
 
 
+def read_text(path: str) -> str:
+    with open(path, encoding="ascii") as handle:
+        return handle.read().strip()
+
+
+def wifi_radios(rfkill_dir: str) -> list[tuple[str, str, bool]]:
+    """(sysfs directory, name such as phy0, soft-blocked) of each Wi-Fi radio rfkill knows.
+
+    Stock Raspberry Pi OS keeps Wi-Fi soft-blocked until a country is set, and the
+    access_point role unblocks it. sysfs is read (and written) directly, so this works
+    without the rfkill package, which `--purge` may remove.
+    """
+    found = []
+    for device in sorted(glob.glob(os.path.join(rfkill_dir, "rfkill*"))):
+        try:
+            kind, name, soft = (
+                read_text(os.path.join(device, a)) for a in ("type", "name", "soft")
+            )
+        except OSError:
+            continue  # gone meanwhile (a USB adapter pulled): nothing to record
+        if kind == "wlan":
+            found.append((device, name, soft == "1"))
+    return found
+
+
+def soft_block(rfkill_dir: str, names: set[str]) -> list[str]:
+    """Soft-block the Wi-Fi radios called NAMES that are unblocked now; return their names."""
+    done = []
+    for device, name, blocked in wifi_radios(rfkill_dir):
+        if name in names and not blocked:
+            with open(os.path.join(device, "soft"), "w", encoding="ascii") as handle:
+                handle.write("1\n")
+            done.append(name)
+    return done
+
+
 def nm_managed(interface: str) -> bool | None:
     """Whether NetworkManager manages INTERFACE (None: no NetworkManager, or it is not running)."""
     if not interface or not shutil.which("nmcli"):
@@ -207,6 +247,9 @@ def record(spec: dict[str, Any]) -> dict[str, Any]:
         "units": unit_states(list(spec.get("units", []))),
         "packages": installed_packages(list(spec.get("packages", []))),
         "sysctls": sysctl_values(list(spec.get("sysctls", []))),
+        "wifi_soft_blocked": {
+            name: blocked for _, name, blocked in wifi_radios(spec.get("rfkill_dir", RFKILL_DIR))
+        },
         "accounts": accounts(list(spec.get("accounts", []))),
         "network_manager": {
             "interface": spec.get("interface", ""),
@@ -402,6 +445,13 @@ def uninstall(spec: dict[str, Any], purge: bool) -> dict[str, Any]:
             with open(sysctl_path(name), "w", encoding="ascii") as handle:
                 handle.write(value + "\n")
             report.setdefault("sysctls", {})[name] = value
+    # Wi-Fi radios blocked before the first install are blocked again (a record from before
+    # this was kept has no such key: nothing to do).
+    blocked = {name for name, was in before.get("wifi_soft_blocked", {}).items() if was}
+    if blocked:
+        reblocked = soft_block(spec.get("rfkill_dir", RFKILL_DIR), blocked)
+        if reblocked:
+            report["rfkill_soft_blocked"] = reblocked
     address, interface = spec.get("address", ""), spec.get("interface", "")
     if address and interface and os.path.isdir(f"/sys/class/net/{interface}"):
         shown = run(["ip", "-o", "-4", "addr", "show", "dev", interface])
