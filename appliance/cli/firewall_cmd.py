@@ -31,9 +31,12 @@ def firewall(
 ) -> None:
     """Per camera, from every Pi over SSH: cloud policy, allowed VPN traffic, drops by kind
     (to the Pi, another camera, the LAN, the internet, NTP elsewhere), blocked in the last
-    24 h, and the latest blocked attempts."""
+    24 h, and the latest blocked attempts; with recordings, each recording camera's FTP
+    logins, failed logins, uploads and refusals in the last 24 h (a camera without
+    `recordings` that tries FTP is a drop `to pi`)."""
     from appliance.firewall import DROP_KINDS, collect, human_bytes, when
     from appliance.inventory import InventoryError, load_inventory
+    from appliance.recordings import activity
 
     try:
         inventory = load_inventory(inventory_path, vault_password_file)
@@ -41,8 +44,11 @@ def firewall(
         fail(str(err), EXIT_USAGE)
     views = collect(inventory, limit)
     failed = [v for v in views if v.error]
+    # The FTP server's own log: what the firewall let through to it, camera by camera.
+    ftp = activity(inventory, 24)
     if as_json:
-        click.echo(json.dumps({"appliances": [v.to_dict() for v in views]}, indent=2))
+        data = {"appliances": [v.to_dict() for v in views], "ftp": [a.to_dict() for a in ftp]}
+        click.echo(json.dumps(data, indent=2))
         raise SystemExit(EXIT_INVALID if failed else 0)
     rows = []
     attempts = []
@@ -82,6 +88,15 @@ def firewall(
         click.echo("latest blocked attempts:" if attempts else "latest blocked attempts: none")
         if attempts:
             _table(("appliance", "camera", "time", "kind", "proto", "destination"), attempts)
+    if ftp:
+        from appliance.cli.recordings_cmd import print_activity
+
+        click.echo()
+        click.echo("FTP, last 24 h (recording cameras; `recordings activity --hours N`):")
+        print_activity(ftp)
+        for answer in ftp:
+            if answer.error:
+                click.echo(f"warning: FTP activity: {answer.error}", err=True)
     for view in views:
         if view.revert_pending:
             click.echo(f"note: {view.appliance}: a new ruleset waits for confirmation")

@@ -165,13 +165,24 @@ def activity_cmd(
 ) -> None:
     """What each recording camera did on the Pi's FTP server (from vsftpd's log): logins,
     failed logins, uploads and bytes, refused actions, from which addresses, last seen."""
-    from appliance.recordings import activity, human_bytes, when
+    from appliance.recordings import activity
 
     inventory = _load(inventory_path, vault_password_file)
     answers = activity(inventory, hours)
     if as_json:
         click.echo(json.dumps({"appliances": [a.to_dict() for a in answers]}, indent=2))
         raise SystemExit(EXIT_INVALID if any(a.error for a in answers) else 0)
+    print_activity(answers)
+    if not answers:
+        click.echo("no camera has recordings: true")
+    failed = _errors(answers)
+    raise SystemExit(EXIT_INVALID if failed else 0)
+
+
+def print_activity(answers: list[PiActivity]) -> None:
+    """The activity table (one row per recording camera), then who failed to log in."""
+    from appliance.recordings import human_bytes, when
+
     headers = ("appliance", "camera", "logins", "failed", "uploads", "bytes", "refused", "last")
     rows = [
         (
@@ -203,7 +214,3 @@ def activity_cmd(
                 f"{a.appliance}: {a.other_failed_logins} failed logins as no camera's user"
                 f" (from {', '.join(a.other_clients) or '?'})"
             )
-    if not answers:
-        click.echo("no camera has recordings: true")
-    failed = _errors(answers)
-    raise SystemExit(EXIT_INVALID if failed else 0)

@@ -279,6 +279,31 @@ def test_activity_counts_per_camera_from_the_log(tmp_path: Path, root: None) -> 
         assert bad.exit_code == 2 and "is not a number of hours from 1 to 744" in bad.output
 
 
+def test_the_firewall_view_shows_what_each_camera_did_on_ftp(tmp_path: Path, root: None) -> None:
+    """`firewall` adds the FTP table next to its drops (this host has no firewall helper:
+    that part is its one error line; the FTP part comes from the recordings program)."""
+    inventory, _ = _site(tmp_path)
+    log = tmp_path / "vsftpd.log"
+    log.write_text(LOG.format(day=time.strftime("%a %b %e %H:%M:%S %Y", time.gmtime())))
+    config = tmp_path / "recordings.json"
+    config.write_text(
+        json.dumps({**json.loads(config.read_text()), "ftp_log": str(log), "cameras": ["nord"]})
+    )
+    table = _run("firewall", "-i", str(inventory), "--limit", "0")
+    lines = table.output.splitlines()
+    start = lines.index("FTP, last 24 h (recording cameras; `recordings activity --hours N`):")
+    assert lines[start + 1].split() == [
+        "appliance", "camera", "logins", "failed", "uploads", "bytes", "refused", "last",
+    ]  # fmt: skip
+    assert lines[start + 2].split()[:7] == ["pi", "nord", "1", "1", "1", "4.9", "KB"]
+    assert "pi: nord: clients 10.42.0.11, 10.42.0.12" in table.output
+    assert "pi: 1 failed logins as no camera's user (from 10.42.0.99)" in table.output
+    assert "\x1b" not in table.output
+    as_json = _run("firewall", "-i", str(inventory), "--json")
+    (ftp,) = json.loads(as_json.output[: as_json.output.rindex("}") + 1])["ftp"]
+    assert ftp["cameras"]["nord"]["uploads"] == 1 and ftp["other"]["failed_logins"] == 1
+
+
 def test_a_hostile_activity_answer_is_neutralised() -> None:
     from appliance.recordings import parse_activity
 

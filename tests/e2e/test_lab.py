@@ -22,6 +22,7 @@ from appliance.lab.inventory import build_inventory, write_inventory
 from appliance.lab.plan import HOST_ADDR as HOST_LINK_ADDR
 from appliance.lab.plan import (
     HOST_LINK,
+    PHONE_ADDR,
     ROUTER_PUBLIC,
     WAN_NTP,
     WAN_VPN,
@@ -233,6 +234,8 @@ def test_cli_info_and_status(lab: Lab, lab_session: LabSession) -> None:
         "shell", "cam-cam1", "--", "ip", "-o", "link", "show", "wlan0", timeout=30
     )
     assert lab.plan.camera("cam1").mac in shell.stdout
+    phone_shell = lab_session.command("shell", "phone", "--", "ip", "-o", "-4", "addr", timeout=30)
+    assert PHONE_ADDR in phone_shell.stdout  # the phone, out on the internet side
 
 
 # --- lifecycle: these take the shared lab down and up themselves (run last) --------------
@@ -247,6 +250,8 @@ def _lab_traces(lab_dir: Path) -> list[str]:
         found.append(f"link {HOST_LINK}")
     if phone.SOCKET.exists():
         found.append(f"socket {phone.SOCKET}")
+    if (lab_dir / "phone").exists():  # where the phone's config passes (it holds a key)
+        found.append(f"directory {lab_dir / 'phone'}")
     for line in Path("/proc/mounts").read_text().splitlines():
         if str(CACHE_ROOT) in line or str(lab_dir) in line:
             found.append(f"mount {line.split()[1]}")

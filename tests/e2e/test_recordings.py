@@ -11,7 +11,7 @@ all, not even with cam1's login. 100 uploads, then the prune timer's own service
 holds, oldest first, each deletion in the journal. A full recordings disk: the upload is
 refused, the Pi's other services run on, `check` passes, the dashboard serves, and the prune
 frees the space. Last, the disk unmounted under a running vsftpd: vsftpd stops, nothing lands
-on the root file system, and doctor says why.
+on the root file system, doctor says why, and install refuses the unmounted path.
 
 The loads come from a real FTP client (Python's ftplib, passive, as the export) in cam1's
 namespace with cam1's login: 100 emulator events would take longer for the same uploads.
@@ -245,6 +245,16 @@ def test_cam2_without_recordings_cannot_reach_ftp_at_all(rec: RecordingsLab) -> 
     assert event["result"] == "ftp-3" and event["stage"] == "connect", event
     found = lab.pi_exec("find", f"{RECORDINGS}", "-name", f"*{event['event']}*", check=False)
     assert found.stdout.strip() == ""
+    # What each camera did, in `firewall`: cam2's tries are drops to the Pi; cam1 is in the
+    # FTP table (its upload above), cam2 is not (it never reached the FTP server).
+    view = rec.cli("firewall", "--json", "--limit", "0")
+    assert view.returncode == 0, view.stdout + view.stderr
+    data = json.loads(view.stdout)
+    (fw,) = data["appliances"]
+    drops = {c["name"]: c["drops"]["pi"] for c in fw["cameras"]}
+    assert drops["cam2"] >= 1, drops
+    (ftp,) = data["ftp"]
+    assert list(ftp["cameras"]) == ["cam1"], ftp
 
 
 def test_the_prune_keeps_the_quota_after_100_uploads(rec: RecordingsLab) -> None:
@@ -325,6 +335,10 @@ def test_an_unmounted_disk_stops_the_ftp_server(rec: RecordingsLab) -> None:
     assert left.strip() == "", left  # nothing landed on the root file system
     storage = rec.doctor()["recordings:storage"]
     assert storage["status"] == "fail" and "not a mount point" in storage["message"], storage
+    # And install refuses to set up recordings there (before touching anything).
+    again = rec.cli("install", "--no-check", "--tags", "recordings", timeout=300)
+    assert again.returncode != 0 and "is not a mount point" in again.stdout + again.stderr, again
+    assert _unit_state(lab, "vsftpd.service") != "active"
 
 
 def _unit_state(lab: Lab, unit: str) -> str:

@@ -234,6 +234,10 @@ def test_the_readme_says_what_is_known_and_what_is_not() -> None:
                      "`ftp_set_config` works on the local API", "`ftp.mode: active`",
                      "Not yet tried with a real camera"):  # fmt: skip
         assert question in unknown, question
+    # The server picked, and why (the issue: "vsftpd or pure-ftpd: pick and say why").
+    assert (
+        "**The server: vsftpd** (the `recordings` role), chosen over pure-ftpd because" in section
+    )
 
 
 @pytest.mark.parametrize("mode", ["passive", "active", "ftps", ""])
