@@ -7,11 +7,10 @@ import ipaddress
 import json
 import os
 import re
-import subprocess
 from dataclasses import dataclass, field
 from typing import Any
 
-from appliance.leases import ssh_command
+from appliance import pi_shell
 from appliance.schema import CAMERA_NAME
 
 HELPER = "/usr/local/sbin/presence-recordings"
@@ -142,36 +141,21 @@ def remote_command(variables: dict[str, Any], args: list[str]) -> list[str]:
 
 
 def _run(appliance: str, variables: dict[str, Any], args: list[str], timeout: float) -> str:
-    remote = remote_command(variables, args)
-    local = variables.get("ansible_connection") == "local"
-    cmd = remote if local else ssh_command(appliance, variables, remote)
     try:
-        proc = subprocess.run(
-            cmd,
-            capture_output=True,
-            text=True,
-            errors="replace",
-            timeout=timeout,
-            check=False,
-            stdin=subprocess.DEVNULL,
+        return pi_shell.output(
+            appliance,
+            variables,
+            remote_command(variables, args),
+            timeout,
+            absent="no recordings on this Pi (recordings off, or run install)",
+            limit=MAX_ANSWER,
         )
-    except FileNotFoundError:
-        raise RecordingsError(f"{appliance}: `{cmd[0]}` is not installed") from None
-    except subprocess.TimeoutExpired:
-        raise RecordingsError(f"{appliance}: no answer over SSH within {timeout:g} s") from None
-    if proc.returncode == 0:
-        if len(proc.stdout) > MAX_ANSWER:
-            raise RecordingsError(f"{appliance}: the answer is larger than {MAX_ANSWER} bytes")
-        return proc.stdout
-    lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
-    last = clean(lines[-1].strip(), 200) if lines else f"exit {proc.returncode}"
-    if proc.returncode == 255 and not local:
-        raise RecordingsError(f"{appliance}: SSH failed: {last}")
-    if "command not found" in last or "No such file" in last:
-        raise RecordingsError(
-            f"{appliance}: no recordings on this Pi (recordings off, or run install)"
-        )
-    raise RecordingsError(f"{appliance}: {last}")
+    except pi_shell.PiShellError as err:
+        if err.kind == "too_big":
+            raise RecordingsError(
+                f"{appliance}: the answer is larger than {MAX_ANSWER} bytes"
+            ) from None
+        raise RecordingsError(str(err)) from None
 
 
 def recording_cameras(variables: dict[str, Any]) -> list[str]:
