@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import json
-import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from appliance import pi_shell
+from appliance.pi_text import clean
 
 HELPER = "/usr/local/sbin/presence-firewall"
 SSH_TIMEOUT = 30.0
 DROP_KINDS = ("pi", "camera", "lan", "internet", "ntp")
-_UNSAFE = re.compile(r"[^\x20-\x7e]")
 
 
 class FirewallError(Exception):
@@ -38,11 +37,6 @@ class PiView:
             "cameras": self.cameras,
             "error": self.error,
         }
-
-
-def clean(value: Any) -> str:
-    """Text from the Pi, safe to print (no control characters, bounded)."""
-    return _UNSAFE.sub("?", str(value))[:80]
 
 
 def _count(value: Any) -> int:
@@ -128,12 +122,3 @@ def collect(inventory: Any, limit: int) -> list[PiView]:
 
 def when(epoch: int) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch)) if epoch else "-"
-
-
-def human_bytes(count: int) -> str:
-    size = float(count)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{count} B"

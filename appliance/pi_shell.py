@@ -7,19 +7,19 @@ failure their own way look at its `kind`.
 
 from __future__ import annotations
 
-import re
 import shlex
 import subprocess
 import threading
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from appliance.pi_text import clean
+
 # What a Pi may answer by default, per stream: far more than any helper prints, so the cap
 # only stops a hostile or broken Pi from filling the controller's memory.
 MAX_ANSWER = 16 * 1024 * 1024
-# An error line from the Pi is hostile text: printable ASCII only, and short.
+# An error line from the Pi is hostile text: printable ASCII only (pi_text.clean), and short.
 MAX_LINE = 200
-_UNSAFE = re.compile(r"[^\x20-\x7e]")
 # What a shell or a program prints when the thing it was asked to run is not there.
 _ABSENT = ("command not found", "No such file")
 
@@ -83,7 +83,7 @@ def ssh_command(host_name: str, variables: dict[str, Any], remote: list[str]) ->
 def last_line(stderr: str, returncode: int) -> str:
     """The last non-blank stderr line, safe to print (ssh's own complaint comes last)."""
     lines = [line.strip() for line in stderr.splitlines() if line.strip()]
-    return _UNSAFE.sub("?", lines[-1])[:MAX_LINE] if lines else f"exit {returncode}"
+    return clean(lines[-1], MAX_LINE) if lines else f"exit {returncode}"
 
 
 def _bounded(host: str, cmd: list[str], timeout: float, limit: int) -> Answer:

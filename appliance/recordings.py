@@ -6,11 +6,11 @@ import datetime
 import ipaddress
 import json
 import os
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from appliance import pi_shell
+from appliance import pi_shell, pi_text
+from appliance.pi_text import clean
 from appliance.schema import CAMERA_NAME
 
 HELPER = "/usr/local/sbin/presence-recordings"
@@ -22,7 +22,6 @@ PRUNE_TIMEOUT = 300.0
 MAX_ANSWER = 16 * 1024 * 1024
 MAX_PATH = 512
 MAX_TIME = 253402300799  # 9999-12-31T23:59:59Z: any later "upload time" is nonsense
-_UNSAFE = re.compile(r"[^\x20-\x7e]")
 
 
 class RecordingsError(Exception):
@@ -73,11 +72,6 @@ class PiAnswer:
         }
 
 
-def clean(value: Any, limit: int = 80) -> str:
-    """Text from the Pi, safe to print (no control characters, bounded)."""
-    return _UNSAFE.sub("?", str(value))[:limit]
-
-
 def _count(value: Any) -> int | None:
     ok = isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**63
     return value if ok else None
@@ -87,7 +81,7 @@ def _relative_path(value: Any) -> str | None:
     """A path below a camera's folder as the Pi names it, or None when it is anything odd."""
     if not isinstance(value, str) or not value or len(value) > MAX_PATH:
         return None
-    if _UNSAFE.search(value) or value.startswith("/") or "\\" in value:
+    if pi_text.UNSAFE.search(value) or value.startswith("/") or "\\" in value:
         return None
     if any(part in ("", ".", "..") for part in value.split("/")):
         return None
@@ -296,12 +290,8 @@ def activity(inventory: Any, hours: int) -> list[PiActivity]:
 
 
 def human_bytes(count: int) -> str:
-    size = float(count)
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{count} B"
+    """Sizes as the recordings commands print them (1024-based, named KB/MB/GB)."""
+    return pi_text.human_bytes(count, ("B", "KB", "MB", "GB"))
 
 
 def when(epoch: int) -> str:

@@ -26,6 +26,7 @@ from appliance.inventory_edit import (
     render_scalar,
     save_document,
 )
+from appliance.pi_text import human_bytes
 
 PEERS_PATH = ("remote_access", "wireguard", "peers")
 DEFAULT_PORT = 51820
@@ -318,15 +319,6 @@ def describe_age(handshake: int, now: float | None = None) -> str:
     if seconds < 172800:
         return f"{seconds // 3600} h ago"
     return f"{seconds // 86400} days ago"
-
-
-def human_bytes(count: int) -> str:
-    value = float(count)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
 
 
 def iter_rows(
