@@ -33,6 +33,20 @@ printf '\n@@rc:%s@@\n' "$rc"
 $runner sh -c "$body" sh "$@"
 """
 
+# How every probe script starts (doctor's and init's): `sec NAME` ... `end RC` print the
+# markers split_sections reads; output in the C locale and a fixed PATH whoever the SSH user
+# is; then the os, arch, model and virt sections that check_os (and init) read.
+PROLOGUE = r"""
+sec() { printf '\n@@pa:%s@@\n' "$1"; }
+end() { printf '\n@@rc:%s@@\n' "$1"; }
+export LC_ALL=C
+PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+sec os; cat /etc/os-release 2>&1; end $?
+sec arch; uname -m; end $?
+sec model; tr -d '\000' < /proc/device-tree/model 2>&1; end $?
+sec virt; systemd-detect-virt 2>&1; end $?
+"""
+
 
 class RemoteError(Exception):
     """The Pi could not be reached or the script could not run; one line."""
