@@ -129,7 +129,7 @@ def remote_command(variables: dict[str, Any], args: list[str]) -> list[str]:
     helper = str(variables.get("recordings_helper") or HELPER)
     config = str(variables.get("recordings_config") or CONFIG)
     command = [helper, "--config", config, *args]
-    if variables.get("ansible_connection") == "local" and os.geteuid() == 0:
+    if pi_shell.is_local(variables) and os.geteuid() == 0:
         return command  # already root on this machine
     return ["sudo", "-n", *command]
 
