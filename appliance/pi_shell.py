@@ -7,7 +7,10 @@ failure their own way look at its `kind`.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shlex
+import signal
 import subprocess
 import threading
 from dataclasses import dataclass
@@ -86,11 +89,21 @@ def last_line(stderr: str, returncode: int) -> str:
     return clean(lines[-1], MAX_LINE) if lines else f"exit {returncode}"
 
 
+def _kill(proc: subprocess.Popen[bytes]) -> None:
+    """End CMD and everything it started (a local `sh -c` leaves children holding the pipes)."""
+    with contextlib.suppress(ProcessLookupError):  # the group has already ended
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
 def _bounded(host: str, cmd: list[str], timeout: float, limit: int) -> Answer:
     """Run CMD; more than LIMIT bytes on either stream, or no end within TIMEOUT, kills it."""
     try:
         proc = subprocess.Popen(
-            cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            process_group=0,  # its own group, so that _kill reaches its children too
         )
     except FileNotFoundError:
         raise PiShellError(host, "missing", f"`{cmd[0]}` is not installed") from None
@@ -103,7 +116,7 @@ def _bounded(host: str, cmd: list[str], timeout: float, limit: int) -> Answer:
             size += len(block)
             if size > limit:
                 too_big.set()
-                proc.kill()
+                _kill(proc)
                 return
             chunks[name].append(block)
 
@@ -117,14 +130,20 @@ def _bounded(host: str, cmd: list[str], timeout: float, limit: int) -> Answer:
     try:
         code = proc.wait(timeout)
     except subprocess.TimeoutExpired:
-        proc.kill()
+        _kill(proc)
         proc.wait()
         raise PiShellError(host, "timeout", f"no answer over SSH within {timeout:g} s") from None
+    except BaseException:
+        # Ctrl-C reaches only the terminal's process group, not this one: end it here.
+        _kill(proc)
+        proc.wait()
+        raise
     finally:
         for reader in readers:
             reader.join(5)
-        for stream in (proc.stdout, proc.stderr):
-            if stream is not None:
+        # A stream still being read is left open: closing it would wait for that read.
+        for reader, stream in zip(readers, (proc.stdout, proc.stderr), strict=True):
+            if stream is not None and not reader.is_alive():
                 stream.close()
     if too_big.is_set():
         reason = f"the answer was larger than {limit // 1024 // 1024} MiB; not read"

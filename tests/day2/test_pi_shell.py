@@ -6,7 +6,12 @@ loopback port is the unreachable Pi (ssh's own exit 255).
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import socket
+import time
+from pathlib import Path
 
 import pytest
 
@@ -74,6 +79,31 @@ def test_a_missing_program_here():
 def test_no_answer_within_the_timeout_kills_it():
     err = fail(LOCAL, ["sleep", "30"], timeout=0.3)
     assert (err.kind, str(err)) == ("timeout", "garden-pi: no answer over SSH within 0.3 s")
+
+
+def ended(pid: int) -> bool:
+    """PID is gone, or a zombie waiting for its new parent to reap it."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def test_a_timeout_also_ends_what_the_command_started(tmp_path):
+    pidfile = tmp_path / "child.pid"
+    # The child lets go of the pipes: only ending its process group ends it.
+    script = f"sleep 60 >/dev/null 2>&1 & echo $! > {pidfile}; wait"
+    err = fail(LOCAL, ["sh", "-c", script], timeout=0.5)
+    assert err.kind == "timeout"
+    child = int(pidfile.read_text())
+    try:
+        deadline = time.monotonic() + 10
+        while not ended(child) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert ended(child), f"the command's child {child} outlived the timeout"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child, signal.SIGKILL)
 
 
 def test_an_answer_over_the_cap_is_not_read():
