@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -16,6 +19,10 @@ from appliance.cli.common import (
     no_traceback,
 )
 from appliance.secrets import Redactor, inventory_secrets, redact_diff
+
+if TYPE_CHECKING:
+    from appliance.inventory import Inventory
+    from appliance.playbook_run import PlaybookResult
 
 _STATUS_STYLE = {
     "ok": ("ok", "green"),
@@ -51,8 +58,10 @@ def install(
 ) -> None:
     """Provision every appliance of the inventory (runs playbooks/site.yml).
 
-    Validates first; shows progress per task and a recap per host; exits non-zero
-    when any host failed, naming the failing task. Ends with `check` unless --no-check.
+    Validates first; shows progress per task and a recap per host. Every Pi is provisioned at
+    once; one that fails does not stop the others. Ends with `check` of the cameras of every
+    Pi that was provisioned without a failure (unless --no-check), then names each failure in
+    one line (Pi, task, reason) and exits non-zero.
     """
     from appliance.playbook_run import TaskResult, run_site
 
@@ -106,25 +115,56 @@ def install(
             f"  {host:<16} {state:<7} ok={recap.ok} changed={recap.changed} failed={recap.failures} "
             f"unreachable={recap.unreachable} skipped={recap.skipped}"
         )
-    if not result.ok:
-        for item in result.failures:
-            click.echo(f"error: {item.host}: {redact(item.task)}: {redact(item.message)}", err=True)
-        if not result.failures:
-            click.echo(
-                f"error: ansible-playbook ended with {result.status} (rc={result.rc})", err=True
-            )
-        raise SystemExit(1)
-    if check_mode or skip_camera_check:
+    if result.ok:
+        if check_mode or skip_camera_check:
+            return
+        # All of them unless --limit left some out of the run.
+        hosts = provisioned_hosts(result, inventory) or [a.name for a in inventory.appliances]
+        if not _check_cameras(inventory, hosts):
+            raise SystemExit(1)
         return
-    _check_cameras(inventory)
+    # One Pi's failure does not stop the others (Ansible carries on with them): their cameras
+    # are checked all the same, then every failure is named, one line each, last.
+    healthy = provisioned_hosts(result, inventory)
+    camera_check_ok = True
+    if healthy and not (check_mode or skip_camera_check):
+        camera_check_ok = _check_cameras(inventory, healthy, failed=failed_hosts(result))
+    for item in result.failures:
+        click.echo(f"error: {item.host}: {redact(item.task)}: {redact(item.message)}", err=True)
+    if not result.failures:
+        click.echo(f"error: ansible-playbook ended with {result.status} (rc={result.rc})", err=True)
+    if not camera_check_ok:
+        click.echo("error: the camera check failed (see the table above)", err=True)
+    raise SystemExit(1)
 
 
-def _check_cameras(inventory: object) -> None:
+def failed_hosts(result: PlaybookResult) -> list[str]:
+    """The Pis with a failed task or that could not be reached, sorted by name."""
+    hosts = {item.host for item in result.failures}
+    hosts |= {host for host, r in result.recap.items() if r.failures or r.unreachable}
+    return sorted(hosts - {"localhost"})
+
+
+def provisioned_hosts(result: PlaybookResult, inventory: Inventory) -> list[str]:
+    """The appliances this run provisioned without a failure (those outside --limit are not
+    in the recap and are left out)."""
+    failed = set(failed_hosts(result))
+    return [a.name for a in inventory.appliances if a.name in result.recap and a.name not in failed]
+
+
+def _check_cameras(inventory: Inventory, hosts: list[str], failed: Sequence[str] = ()) -> bool:
+    """Check the cameras of the appliances HOSTS through their Pi; print the table."""
     from appliance.check import render_check_table, run_check
 
-    click.echo("\nChecking every camera through the Pi:")
+    if failed:
+        click.echo(
+            f"\nChecking the cameras of {', '.join(hosts)} (provisioned; not of "
+            f"{', '.join(failed)}, which failed):"
+        )
+    else:
+        click.echo("\nChecking every camera through the Pi:")
     # Cameras may still be rejoining right after a restart: retry for up to 30 s.
-    report = run_check(inventory, wait=30)
+    chosen = replace(inventory, appliances=[a for a in inventory.appliances if a.name in hosts])
+    report = run_check(chosen, wait=30)
     render_check_table(report)
-    if not report.ok:
-        raise SystemExit(1)
+    return report.ok

@@ -214,3 +214,29 @@ def test_a_rollback_names_the_cameras_whose_reservation_it_changes(tmp_path: Pat
     report(tool(spec, "settle", "--stamp", stamp))
     done = report(tool(spec, "restore"))
     assert done["rejoin"] == ["70:ee:50:00:01:02"]  # cam2 only, back to .12
+
+
+def test_a_run_that_never_settled_leaves_its_services_pending_until_a_run_completes(
+    pi: tuple[Path, Path],
+) -> None:
+    """A run cut off (or failed) after it replaced cameras.conf never ran dnsmasq's handler:
+    the next run's `take` names dnsmasq (and only it), until a run settles."""
+    etc, spec = pi
+    first = report(tool(spec, "take", "--stamp", "20260101T000000Z"))
+    assert first["pending"] == []
+    (etc / "cameras.conf").write_text("dhcp-range=10.203.230.100,10.203.230.199,6h\n")
+    # ... the run ends here: no settle. The next one finds dnsmasq pending, and so does a
+    # third if the second is cut off too (its own snapshot already has the new file).
+    second = report(tool(spec, "take", "--stamp", "20260101T000100Z"))
+    assert second["pending"] == ["dnsmasq"]
+    third = report(tool(spec, "take", "--stamp", "20260101T000200Z"))
+    assert third["pending"] == ["dnsmasq"]
+    # A run that gets to its end settles the earlier ones too.
+    report(tool(spec, "settle", "--stamp", third["stamp"]))
+    fourth = report(tool(spec, "take", "--stamp", "20260101T000300Z"))
+    assert fourth["pending"] == []
+    report(tool(spec, "settle", "--stamp", fourth["stamp"]))
+    # A rollback restarts what it restores itself: its own snapshot is not a run.
+    undone = report(tool(spec, "restore", "--to", "20260101T000000Z"))
+    assert undone["services"] == ["dnsmasq"] and undone["undo"]
+    assert report(tool(spec, "take", "--stamp", "20260101T000500Z"))["pending"] == []

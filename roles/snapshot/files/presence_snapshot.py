@@ -5,8 +5,10 @@ Installed on the Pi by the snapshot role; reads the spec the role writes (which 
 checkers, their services). Snapshots live under the spec's `dir` as STAMP/manifest.json plus
 STAMP/files/<path>, root-only (they hold the Wi-Fi passphrase and the web login hashes).
 
-  take --stamp S        copy every managed file as it is now (before the roles run)
-  settle --stamp S      drop S when the run replaced nothing, then keep only the newest `keep`
+  take --stamp S        copy every managed file as it is now (before the roles run); also
+                        names the services an earlier run left without their restart
+  settle --stamp S      drop S when the run replaced nothing, then keep only the newest `keep`;
+                        marks every run up to S as complete
   list                  one JSON object per snapshot, newest first, with what differs from live
   restore [--to S]      check the kept copies with the services' own checkers, then put them
                         back (taking a snapshot of the live files first, so a rollback can be
@@ -101,8 +103,9 @@ def read_manifest(spec: dict[str, Any], stamp: str) -> dict[str, Any]:
         raise Refused(f"no snapshot {stamp} (see `rollback --list`)") from None
 
 
-def take(spec: dict[str, Any], stamp: str, note: str = "") -> str:
-    """Copy every managed file into a new snapshot; return its name."""
+def take(spec: dict[str, Any], stamp: str, note: str = "", run: bool = False) -> str:
+    """Copy every managed file into a new snapshot; return its name. RUN: taken at the start
+    of a provisioning run, which `settle` marks complete once its restarts are done."""
     os.makedirs(spec["dir"], mode=0o700, exist_ok=True)
     os.chmod(spec["dir"], 0o700)
     name, number = stamp, 1
@@ -128,6 +131,8 @@ def take(spec: dict[str, Any], stamp: str, note: str = "") -> str:
         "note": note,
         "files": files,
         "patterns": [p["pattern"] for p in spec.get("patterns", [])],
+        "run": run,
+        "settled": False,
     }
     with open(os.path.join(partial, "manifest.json"), "w", encoding="utf-8") as handle:
         json.dump(manifest, handle, indent=1, sort_keys=True)
@@ -161,9 +166,47 @@ def prune(spec: dict[str, Any]) -> list[str]:
     return dropped
 
 
+def unsettled_runs(spec: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """Snapshots of runs that never reached `settle` (cut off, or a task failed), newest first."""
+    found = []
+    for name in stamps(spec):
+        manifest = read_manifest(spec, name)
+        if manifest.get("run") and not manifest.get("settled"):
+            found.append((name, manifest))
+    return found
+
+
+def ordered(services: set[str]) -> list[str]:
+    # daemon-reload first: a changed unit drop-in must be read before its service restarts.
+    return sorted(services, key=lambda s: (s != "daemon-reload", s))
+
+
+def pending(spec: dict[str, Any]) -> list[str]:
+    """Services whose files an unsettled run changed. Its handlers never ran (Ansible runs no
+    handler on a host that failed or dropped off), and the next run finds those files already
+    as it wants them, so nothing else would ever restart the services on them."""
+    services: set[str] = set()
+    for _, manifest in unsettled_runs(spec):
+        for path in differences(spec, manifest):
+            services.update(entry_for(spec, path).get("services", []))
+    return ordered(services)
+
+
+def mark_settled(spec: dict[str, Any], name: str, manifest: dict[str, Any]) -> None:
+    path = os.path.join(snapshot_dir(spec, name), "manifest.json")
+    with open(path + ".new", "w", encoding="utf-8") as handle:
+        json.dump({**manifest, "settled": True}, handle, indent=1, sort_keys=True)
+    os.replace(path + ".new", path)
+
+
 def settle(spec: dict[str, Any], stamp: str) -> dict[str, Any]:
     manifest = read_manifest(spec, stamp)
     changed = differences(spec, manifest)
+    # This run got to its end: its restarts and those earlier runs left pending (done at its
+    # start) have run.
+    for name, earlier in unsettled_runs(spec):
+        if name <= stamp:
+            mark_settled(spec, name, earlier)
     if not changed:
         shutil.rmtree(snapshot_dir(spec, stamp))
     return {"stamp": stamp, "kept": bool(changed), "replaced": changed, "pruned": prune(spec)}
@@ -294,11 +337,7 @@ def restore(spec: dict[str, Any], stamp: str | None) -> dict[str, Any]:
         elif os.path.exists(path):
             os.unlink(path)
             removed.append(path)
-    # daemon-reload first: a changed unit drop-in must be read before its service restarts.
-    services = sorted(
-        {s for p in changed for s in entries.get(p, {}).get("services", [])},
-        key=lambda s: (s != "daemon-reload", s),
-    )
+    services = ordered({s for p in changed for s in entries.get(p, {}).get("services", [])})
     prune(spec)
     return {
         "stamp": chosen,
@@ -334,7 +373,8 @@ def main(argv: list[str]) -> int:
     try:
         spec = load_spec(args.spec)
         if args.action == "take":
-            result: Any = {"stamp": take(spec, args.stamp)}
+            left = pending(spec)
+            result: Any = {"stamp": take(spec, args.stamp, run=True), "pending": left}
         elif args.action == "settle":
             result = settle(spec, args.stamp)
         elif args.action == "list":
