@@ -34,8 +34,9 @@ def firewall(
     24 h, and the latest blocked attempts; with recordings, each recording camera's FTP
     logins, failed logins, uploads and refusals in the last 24 h (a camera without
     `recordings` that tries FTP is a drop `to pi`)."""
-    from appliance.firewall import DROP_KINDS, collect, human_bytes, when
+    from appliance.firewall import DROP_KINDS, collect, when
     from appliance.inventory import InventoryError, load_inventory
+    from appliance.pi_text import human_bytes
     from appliance.recordings import activity
 
     try:
