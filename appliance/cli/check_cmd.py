@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import click
 
@@ -43,6 +44,18 @@ def load_for_cameras(
     return inventory
 
 
+def only_appliances(inventory: Inventory, limit: str) -> Inventory:
+    """INVENTORY with only the appliances named in LIMIT; exit 2 naming an unknown one."""
+    names = [name.strip() for name in limit.split(",") if name.strip()]
+    known = [a.name for a in inventory.appliances]
+    for name in names:
+        if name not in known:
+            fail(f"--limit: no appliance {name!r} (appliances: {', '.join(known)})", EXIT_USAGE)
+    if not names:
+        fail("--limit: give one or more appliance names", EXIT_USAGE)
+    return replace(inventory, appliances=[a for a in inventory.appliances if a.name in names])
+
+
 def timeout_option(func):  # type: ignore[no-untyped-def]
     return click.option(
         "--timeout",
@@ -75,6 +88,11 @@ def direct_option(func):  # type: ignore[no-untyped-def]
     default=0,
     help="Test failing cameras again until they pass or this many seconds have passed.",
 )
+@click.option(
+    "--limit",
+    metavar="PI[,PI...]",
+    help="Only the cameras of these appliances (inventory names, comma-separated).",
+)
 @no_traceback
 def check(
     inventory_path: str,
@@ -83,6 +101,7 @@ def check(
     as_json: bool,
     timeout: float,
     wait: float,
+    limit: str | None,
 ) -> None:
     """Test every camera: ping, snapshot and live stream, all cameras at once.
 
@@ -92,6 +111,8 @@ def check(
     cannot be read.
     """
     inventory = load_for_cameras(inventory_path, vault_password_file, direct=direct)
+    if limit:
+        inventory = only_appliances(inventory, limit)
     report = run_check(inventory, direct=direct, timeout=timeout, wait=wait)
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))

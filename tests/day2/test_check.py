@@ -10,13 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import yaml
 from click.testing import CliRunner
 
 from appliance.camera_api import CameraClient, CameraError, CameraTarget
 from appliance.check import render_check_table, run_check
 from appliance.cli import main
 from appliance.inventory import load_inventory
-from tests.day2.conftest import camera_entry, write_inventory
+from tests.day2.conftest import camera_entry, inventory_text, write_inventory
 from tests.day2.hostile_camera import Behaviour, Peer, Seen, head, hostile_camera, json_answer
 
 TIMEOUT = "1"
@@ -286,3 +287,25 @@ def test_vaulted_cameras_without_the_password_exit_2():
     assert code == 2
     assert output.startswith("error: garden-pi: cameras: ")
     assert len(output.strip().splitlines()) == 1
+
+
+def test_limit_checks_only_the_named_appliances_cameras(make_cameras, tmp_path):
+    """After an install where one Pi failed: `check --limit` tests the healthy Pi's cameras."""
+    good, bad = make_cameras(2)
+    bad.stop()
+    doc = yaml.safe_load(inventory_text([]))
+    doc["all"]["children"]["appliances"]["hosts"] = {
+        "pi-a": {"ansible_host": "127.0.0.1", "cameras": [camera_entry(good)]},
+        "pi-b": {"ansible_host": "127.0.0.2", "cameras": [camera_entry(bad)]},
+    }
+    inventory = tmp_path / "inventory.yml"
+    inventory.write_text(yaml.safe_dump(doc))
+    code, report, _ = check_json(inventory, "--limit", "pi-a")
+    assert code == 0 and [c["camera"] for c in report["cameras"]] == [good.name], report
+    code, report, _ = check_json(inventory)
+    assert code == 1 and len(report["cameras"]) == 2
+    code, output = run_cli("check", "-i", str(inventory), "--direct", "--limit", "pi-a,pi-c")
+    assert code == 2 and output.strip().splitlines()[-1] == (
+        "error: --limit: no appliance 'pi-c' (appliances: pi-a, pi-b)"
+    ), output
+    assert "Traceback" not in output
