@@ -10,23 +10,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from appliance.doctor_ssh import RemoteResult, run_script
+from appliance.doctor_ssh import PROLOGUE, RemoteResult, run_script
 
 # $1 TLS dir, $2 cache dir, $3 log dir, $4 lease file, $5 hostapd config, $6 nginx config,
 # $7 chrony config, $8 WireGuard interface, $9 the firewall role's ruleset file, $10 the
 # recordings program, $11 its settings, $12 the recordings' storage path ("" without recordings).
-SCRIPT = r"""
-sec() { printf '\n@@pa:%s@@\n' "$1"; }
-end() { printf '\n@@rc:%s@@\n' "$1"; }
+SCRIPT = (
+    PROLOGUE
+    + r"""
 tls=$1 cache=$2 logs=$3 leases=$4 hostapd_conf=$5 nginx_conf=$6 chrony_conf=$7 wg=$8 fw_conf=$9
 rec_helper=${10} rec_conf=${11} rec_path=${12}
-export LC_ALL=C
-PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-
-sec os; cat /etc/os-release 2>&1; end $?
-sec arch; uname -m; end $?
-sec model; tr -d '\000' < /proc/device-tree/model 2>&1; end $?
-sec virt; systemd-detect-virt 2>&1; end $?
 
 sec services
 for s in hostapd dnsmasq chrony nginx presence-firewall ulogd2 "wg-quick@$wg" vsftpd; do
@@ -91,6 +84,7 @@ if [ -n "$rec_path" ]; then
   fi
 fi
 """
+)
 
 
 def probe_args(variables: dict[str, Any]) -> list[str]:

@@ -7,13 +7,11 @@ named sections (`@@pa:NAME@@` ... `@@rc:N@@`), parsed here into {name: Section}.
 from __future__ import annotations
 
 import re
-import subprocess
-import threading
 import time
 from dataclasses import dataclass
 from typing import Any
 
-from appliance.leases import ssh_command
+from appliance import pi_shell
 
 SSH_TIMEOUT = 60.0
 # The probe prints a few kB (the journal section is the largest, 400 lines at most).
@@ -33,6 +31,20 @@ else printf '%s\n' "$out"; rc=1; runner=""
 fi
 printf '\n@@rc:%s@@\n' "$rc"
 $runner sh -c "$body" sh "$@"
+"""
+
+# How every probe script starts (doctor's and init's): `sec NAME` ... `end RC` print the
+# markers split_sections reads; output in the C locale and a fixed PATH whoever the SSH user
+# is; then the os, arch, model and virt sections that check_os (and init) read.
+PROLOGUE = r"""
+sec() { printf '\n@@pa:%s@@\n' "$1"; }
+end() { printf '\n@@rc:%s@@\n' "$1"; }
+export LC_ALL=C
+PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+sec os; cat /etc/os-release 2>&1; end $?
+sec arch; uname -m; end $?
+sec model; tr -d '\000' < /proc/device-tree/model 2>&1; end $?
+sec virt; systemd-detect-virt 2>&1; end $?
 """
 
 
@@ -68,46 +80,6 @@ def split_sections(output: str) -> dict[str, Section]:
     return sections
 
 
-def _bounded_run(cmd: list[str], timeout: float, limit: int) -> tuple[int, str, str]:
-    """Run CMD; (exit code, stdout, stderr). The Pi is not trusted: more than LIMIT bytes on
-    either stream, or no end within TIMEOUT, kills it (RemoteError)."""
-    proc = subprocess.Popen(
-        cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
-    chunks: dict[str, list[bytes]] = {"out": [], "err": []}
-    too_big = threading.Event()
-
-    def drain(name: str, stream: Any) -> None:
-        size = 0
-        while block := stream.read1(65536):
-            size += len(block)
-            if size > limit:
-                too_big.set()
-                proc.kill()
-                return
-            chunks[name].append(block)
-
-    readers = [
-        threading.Thread(target=drain, args=("out", proc.stdout), daemon=True),
-        threading.Thread(target=drain, args=("err", proc.stderr), daemon=True),
-    ]
-    for reader in readers:
-        reader.start()
-    try:
-        code = proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-        raise RemoteError(f"no answer over SSH within {timeout:g} s") from None
-    finally:
-        for reader in readers:
-            reader.join(5)
-    if too_big.is_set():
-        raise RemoteError(f"the answer was larger than {limit // 1024 // 1024} MiB; not read")
-    out, err = (b"".join(chunks[k]).decode("utf-8", "replace") for k in ("out", "err"))
-    return code, out, err
-
-
 def run_script(
     host_name: str,
     variables: dict[str, Any],
@@ -117,18 +89,16 @@ def run_script(
 ) -> RemoteResult:
     """Run BODY (sh) on the Pi as root where possible, with ARGS as $1...; sections back."""
     remote = ["sh", "-c", WRAPPER, "sh", body, *(args or [])]
-    local = variables.get("ansible_connection") == "local"
-    cmd = remote if local else ssh_command(host_name, variables, remote)
     started = time.monotonic()
     try:
-        code, stdout, stderr = _bounded_run(cmd, timeout, MAX_ANSWER)
-    except FileNotFoundError:
-        raise RemoteError(f"`{cmd[0]}` is not installed on this machine") from None
+        answer = pi_shell.run(host_name, variables, remote, timeout, MAX_ANSWER)
+    except pi_shell.PiShellError as err:
+        # The caller names the Pi ("cannot reach pi@HOST: ..."): only the reason here.
+        suffix = " on this machine" if err.kind == "missing" else ""
+        raise RemoteError(err.reason + suffix) from None
     seconds = time.monotonic() - started
-    sections = split_sections(stdout)
+    sections = split_sections(answer.stdout)
     if "sudo" not in sections:
-        lines = [line.strip() for line in stderr.splitlines() if line.strip()]
         # ssh's own complaints come last; warnings about host keys come first.
-        reason = lines[-1] if lines else f"exit {code}"
-        raise RemoteError(reason[:300])
+        raise RemoteError(pi_shell.last_line(answer.stderr, answer.returncode))
     return RemoteResult(sections, seconds)

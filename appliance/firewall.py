@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import json
-import re
-import subprocess
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from appliance.leases import ssh_command
+from appliance import pi_shell
+from appliance.pi_text import clean
 
 HELPER = "/usr/local/sbin/presence-firewall"
 SSH_TIMEOUT = 30.0
 DROP_KINDS = ("pi", "camera", "lan", "internet", "ntp")
 # A WireGuard peer's drops: to the Pi (anything but the dashboard), or beyond it (forward).
 TUNNEL_KINDS = ("pi", "forward")
-_UNSAFE = re.compile(r"[^\x20-\x7e]")
 
 
 class FirewallError(Exception):
@@ -43,11 +41,6 @@ class PiView:
             "tunnel": self.tunnel,
             "error": self.error,
         }
-
-
-def clean(value: Any) -> str:
-    """Text from the Pi, safe to print (no control characters, bounded)."""
-    return _UNSAFE.sub("?", str(value))[:80]
 
 
 def _count(value: Any) -> int:
@@ -125,30 +118,18 @@ def read_view(
 ) -> PiView:
     """Ask one Pi's firewall helper (sudo, as Ansible's become) for its view."""
     remote = ["sudo", "-n", HELPER, "show", "--limit", str(limit)]
-    local = variables.get("ansible_connection") == "local"
-    cmd = remote if local else ssh_command(appliance, variables, remote)
     try:
-        proc = subprocess.run(
-            cmd,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-            stdin=subprocess.DEVNULL,
+        text = pi_shell.output(
+            appliance,
+            variables,
+            remote,
+            timeout,
+            what="reading the firewall",
+            absent="no firewall on this Pi yet (run install)",
         )
-    except FileNotFoundError:
-        raise FirewallError(f"{appliance}: `{cmd[0]}` is not installed") from None
-    except subprocess.TimeoutExpired:
-        raise FirewallError(f"{appliance}: no answer over SSH within {timeout:g} s") from None
-    if proc.returncode == 0:
-        return parse_view(appliance, proc.stdout)
-    lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
-    last = clean(lines[-1].strip()) if lines else f"exit {proc.returncode}"
-    if proc.returncode == 255 and not local:
-        raise FirewallError(f"{appliance}: SSH failed: {last}")
-    if "command not found" in last or "No such file" in last:
-        raise FirewallError(f"{appliance}: no firewall on this Pi yet (run install)")
-    raise FirewallError(f"{appliance}: reading the firewall failed: {last}")
+    except pi_shell.PiShellError as err:
+        raise FirewallError(str(err)) from None
+    return parse_view(appliance, text)
 
 
 def collect(inventory: Any, limit: int) -> list[PiView]:
@@ -164,12 +145,3 @@ def collect(inventory: Any, limit: int) -> list[PiView]:
 
 def when(epoch: int) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch)) if epoch else "-"
-
-
-def human_bytes(count: int) -> str:
-    size = float(count)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{count} B"

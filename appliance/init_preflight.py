@@ -11,17 +11,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from appliance.doctor_checks import FAIL, OK, WARN, Check, check_os, check_sudo, parse_os_release
-from appliance.doctor_ssh import RemoteError, Section, run_script
+from appliance.doctor_ssh import PROLOGUE, RemoteError, Section, run_script
 
-SCRIPT = r"""
-sec() { printf '\n@@pa:%s@@\n' "$1"; }
-end() { printf '\n@@rc:%s@@\n' "$1"; }
-export LC_ALL=C
-PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-sec os; cat /etc/os-release 2>&1; end $?
-sec arch; uname -m; end $?
-sec model; tr -d '\000' < /proc/device-tree/model 2>&1; end $?
-sec virt; systemd-detect-virt 2>&1; end $?
+SCRIPT = (
+    PROLOGUE
+    + r"""
 sec wifi
 for d in /sys/class/net/*; do
   if [ -e "$d/wireless" ] || [ -e "$d/phy80211" ]; then basename "$d"; fi
@@ -31,6 +25,7 @@ sec links; ls /sys/class/net; end $?
 sec route; ip -4 route show default 2>&1; end $?
 sec addresses; ip -4 -o addr show 2>&1; end $?
 """
+)
 
 SSH_FIX = (
     "check the address; enable SSH on the Pi (Raspberry Pi Imager: Services > Enable SSH); "

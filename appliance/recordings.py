@@ -6,12 +6,11 @@ import datetime
 import ipaddress
 import json
 import os
-import re
-import subprocess
 from dataclasses import dataclass, field
 from typing import Any
 
-from appliance.leases import ssh_command
+from appliance import pi_shell, pi_text
+from appliance.pi_text import clean
 from appliance.schema import CAMERA_NAME
 
 HELPER = "/usr/local/sbin/presence-recordings"
@@ -23,7 +22,6 @@ PRUNE_TIMEOUT = 300.0
 MAX_ANSWER = 16 * 1024 * 1024
 MAX_PATH = 512
 MAX_TIME = 253402300799  # 9999-12-31T23:59:59Z: any later "upload time" is nonsense
-_UNSAFE = re.compile(r"[^\x20-\x7e]")
 
 
 class RecordingsError(Exception):
@@ -74,11 +72,6 @@ class PiAnswer:
         }
 
 
-def clean(value: Any, limit: int = 80) -> str:
-    """Text from the Pi, safe to print (no control characters, bounded)."""
-    return _UNSAFE.sub("?", str(value))[:limit]
-
-
 def _count(value: Any) -> int | None:
     ok = isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**63
     return value if ok else None
@@ -88,7 +81,7 @@ def _relative_path(value: Any) -> str | None:
     """A path below a camera's folder as the Pi names it, or None when it is anything odd."""
     if not isinstance(value, str) or not value or len(value) > MAX_PATH:
         return None
-    if _UNSAFE.search(value) or value.startswith("/") or "\\" in value:
+    if pi_text.UNSAFE.search(value) or value.startswith("/") or "\\" in value:
         return None
     if any(part in ("", ".", "..") for part in value.split("/")):
         return None
@@ -136,42 +129,27 @@ def remote_command(variables: dict[str, Any], args: list[str]) -> list[str]:
     helper = str(variables.get("recordings_helper") or HELPER)
     config = str(variables.get("recordings_config") or CONFIG)
     command = [helper, "--config", config, *args]
-    if variables.get("ansible_connection") == "local" and os.geteuid() == 0:
+    if pi_shell.is_local(variables) and os.geteuid() == 0:
         return command  # already root on this machine
     return ["sudo", "-n", *command]
 
 
 def _run(appliance: str, variables: dict[str, Any], args: list[str], timeout: float) -> str:
-    remote = remote_command(variables, args)
-    local = variables.get("ansible_connection") == "local"
-    cmd = remote if local else ssh_command(appliance, variables, remote)
     try:
-        proc = subprocess.run(
-            cmd,
-            capture_output=True,
-            text=True,
-            errors="replace",
-            timeout=timeout,
-            check=False,
-            stdin=subprocess.DEVNULL,
+        return pi_shell.output(
+            appliance,
+            variables,
+            remote_command(variables, args),
+            timeout,
+            absent="no recordings on this Pi (recordings off, or run install)",
+            limit=MAX_ANSWER,
         )
-    except FileNotFoundError:
-        raise RecordingsError(f"{appliance}: `{cmd[0]}` is not installed") from None
-    except subprocess.TimeoutExpired:
-        raise RecordingsError(f"{appliance}: no answer over SSH within {timeout:g} s") from None
-    if proc.returncode == 0:
-        if len(proc.stdout) > MAX_ANSWER:
-            raise RecordingsError(f"{appliance}: the answer is larger than {MAX_ANSWER} bytes")
-        return proc.stdout
-    lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
-    last = clean(lines[-1].strip(), 200) if lines else f"exit {proc.returncode}"
-    if proc.returncode == 255 and not local:
-        raise RecordingsError(f"{appliance}: SSH failed: {last}")
-    if "command not found" in last or "No such file" in last:
-        raise RecordingsError(
-            f"{appliance}: no recordings on this Pi (recordings off, or run install)"
-        )
-    raise RecordingsError(f"{appliance}: {last}")
+    except pi_shell.PiShellError as err:
+        if err.kind == "too_big":
+            raise RecordingsError(
+                f"{appliance}: the answer is larger than {MAX_ANSWER} bytes"
+            ) from None
+        raise RecordingsError(str(err)) from None
 
 
 def recording_cameras(variables: dict[str, Any]) -> list[str]:
@@ -312,12 +290,8 @@ def activity(inventory: Any, hours: int) -> list[PiActivity]:
 
 
 def human_bytes(count: int) -> str:
-    size = float(count)
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{count} B"
+    """Sizes as the recordings commands print them (1024-based, named KB/MB/GB)."""
+    return pi_text.human_bytes(count, ("B", "KB", "MB", "GB"))
 
 
 def when(epoch: int) -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import ipaddress
 import os
-import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from typing import Any
 
 from ruamel.yaml.nodes import SequenceNode
 
+from appliance import pi_shell
 from appliance.check import controller_dir
 from appliance.inventory_edit import (
     EditError,
@@ -26,7 +26,7 @@ from appliance.inventory_edit import (
     render_scalar,
     save_document,
 )
-from appliance.leases import ssh_command
+from appliance.pi_text import human_bytes
 
 PEERS_PATH = ("remote_access", "wireguard", "peers")
 DEFAULT_PORT = 51820
@@ -299,29 +299,13 @@ def read_status(
     user = appliance_vars.get("ansible_user") or appliance_vars.get("ansible_ssh_user")
     if user not in (None, "root"):
         remote = ["sudo", "-n", *remote]  # wg needs root to read the interface
-    local = appliance_vars.get("ansible_connection") == "local"
-    cmd = remote if local else ssh_command(host, appliance_vars, remote)
+    what = f"`wg show {interface} dump`"
     try:
-        proc = subprocess.run(
-            cmd,
-            capture_output=True,
-            text=True,
-            timeout=SSH_TIMEOUT,
-            check=False,
-            stdin=subprocess.DEVNULL,
-        )
-    except FileNotFoundError:
-        raise RemoteError(f"{host}: `{cmd[0]}` is not installed") from None
-    except subprocess.TimeoutExpired:
-        raise RemoteError(f"{host}: no answer over SSH within {SSH_TIMEOUT:g} s") from None
-    if proc.returncode != 0:
-        lines = [line.strip() for line in proc.stderr.splitlines() if line.strip()]
-        last = lines[-1] if lines else f"exit {proc.returncode}"
-        if proc.returncode == 255 and not local:
-            raise RemoteError(f"{host}: SSH failed: {last}")
-        raise RemoteError(f"{host}: `wg show {interface} dump` failed: {last}")
+        text = pi_shell.output(host, appliance_vars, remote, SSH_TIMEOUT, what=what)
+    except pi_shell.PiShellError as err:
+        raise RemoteError(str(err)) from None
     # The first line is the interface's own, with its private key: drop it right here.
-    return parse_dump(proc.stdout)
+    return parse_dump(text)
 
 
 def describe_age(handshake: int, now: float | None = None) -> str:
@@ -335,15 +319,6 @@ def describe_age(handshake: int, now: float | None = None) -> str:
     if seconds < 172800:
         return f"{seconds // 3600} h ago"
     return f"{seconds // 86400} days ago"
-
-
-def human_bytes(count: int) -> str:
-    value = float(count)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
 
 
 def iter_rows(

@@ -101,6 +101,15 @@ def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
     sys.exit(code)
 
 
+def fail_playbook(result: Any, redact: Callable[[str], str]) -> NoReturn:
+    """A failed playbook run: each failed task as one redacted line (or how the run ended)."""
+    for item in result.failures:
+        click.echo(f"error: {item.host}: {redact(item.task)}: {redact(item.message)}", err=True)
+    if not result.failures:
+        click.echo(f"error: ansible-playbook ended with {result.status}", err=True)
+    sys.exit(EXIT_INVALID)
+
+
 def no_traceback(func: F) -> F:
     """A crash (an exception nobody turned into a message) ends in one line and exit 70.
 

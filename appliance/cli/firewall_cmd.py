@@ -88,8 +88,9 @@ def firewall(
     and were refused (to the Pi beyond its dashboard, or past it) and by which peer; with recordings, each recording camera's FTP
     logins, failed logins, uploads and refusals in the last 24 h (a camera without
     `recordings` that tries FTP is a drop `to pi`)."""
-    from appliance.firewall import DROP_KINDS, collect, human_bytes, when
+    from appliance.firewall import DROP_KINDS, collect, when
     from appliance.inventory import InventoryError, load_inventory
+    from appliance.pi_text import human_bytes
     from appliance.recordings import activity
 
     try:

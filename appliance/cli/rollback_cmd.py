@@ -10,6 +10,7 @@ import click
 from appliance.cli.common import (
     EXIT_INVALID,
     fail,
+    fail_playbook,
     inventory_options,
     inventory_redactor,
     no_traceback,
@@ -75,8 +76,4 @@ def rollback(
             click.echo(f"{host}: restarted or reloaded: {', '.join(done.services) or 'nothing'}")
             click.echo(f"{host}: to undo: presence-appliance rollback --to {done.undo}")
     if not run.result.ok:
-        for item in run.result.failures:
-            click.echo(f"error: {item.host}: {redact(item.task)}: {redact(item.message)}", err=True)
-        if not run.result.failures:
-            click.echo(f"error: ansible-playbook ended with {run.result.status}", err=True)
-        raise SystemExit(EXIT_INVALID)
+        fail_playbook(run.result, redact)

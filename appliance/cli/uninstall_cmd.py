@@ -9,6 +9,7 @@ import click
 from appliance.cli.common import (
     EXIT_INVALID,
     fail,
+    fail_playbook,
     inventory_options,
     inventory_redactor,
     no_traceback,
@@ -61,8 +62,4 @@ def uninstall(
         if purge:
             click.echo(f"  purged    {', '.join(done.purged) or 'nothing (all were there before)'}")
     if not run.result.ok:
-        for item in run.result.failures:
-            click.echo(f"error: {item.host}: {redact(item.task)}: {redact(item.message)}", err=True)
-        if not run.result.failures:
-            click.echo(f"error: ansible-playbook ended with {run.result.status}", err=True)
-        raise SystemExit(EXIT_INVALID)
+        fail_playbook(run.result, redact)

@@ -18,7 +18,8 @@ import pytest
 from click.testing import CliRunner
 
 from appliance.cli import main
-from appliance.leases import Lease, parse_leases, ssh_command
+from appliance.leases import Lease, parse_leases
+from appliance.pi_shell import ssh_command
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
