@@ -13,6 +13,8 @@ from appliance.pi_text import clean
 HELPER = "/usr/local/sbin/presence-firewall"
 SSH_TIMEOUT = 30.0
 DROP_KINDS = ("pi", "camera", "lan", "internet", "ntp")
+# A WireGuard peer's drops: to the Pi (anything but the dashboard), or beyond it (forward).
+TUNNEL_KINDS = ("pi", "forward")
 
 
 class FirewallError(Exception):
@@ -28,6 +30,7 @@ class PiView:
     revert_pending: bool = False
     loaded: bool = False
     error: str | None = None
+    tunnel: dict[str, Any] | None = None  # None: remote access off (no tunnel rows)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -35,6 +38,7 @@ class PiView:
             "loaded": self.loaded,
             "revert_pending": self.revert_pending,
             "cameras": self.cameras,
+            "tunnel": self.tunnel,
             "error": self.error,
         }
 
@@ -43,24 +47,42 @@ def _count(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
 
 
+def _events(raw: Any, source: bool = False) -> list[dict[str, Any]]:
+    """Blocked attempts of the helper's JSON (SOURCE: keep who sent them, a tunnel peer)."""
+    events = []
+    for event in raw if isinstance(raw, list) else []:
+        if isinstance(event, dict):
+            events.append(
+                {
+                    "time": _count(event.get("time")),
+                    "kind": clean(event.get("kind", "")),
+                    **({"source": clean(event.get("source") or "-")} if source else {}),
+                    "destination": clean(event.get("destination") or "-"),
+                    "protocol": clean(event.get("protocol") or "-"),
+                    "port": _count(event.get("port")) or None,
+                }
+            )
+    return events
+
+
+def _tunnel(raw: Any) -> dict[str, Any] | None:
+    """The WireGuard peers' drops and latest attempts; None when the Pi has no tunnel rows."""
+    if not isinstance(raw, dict):
+        return None
+    drops = raw.get("drops") if isinstance(raw.get("drops"), dict) else {}
+    return {
+        "drops": {kind: _count(drops.get(kind)) for kind in TUNNEL_KINDS},
+        "recent": _events(raw.get("recent"), source=True),
+    }
+
+
 def _camera(raw: Any) -> dict[str, Any] | None:
     """One camera of the helper's JSON, keeping only the expected fields and types."""
     if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
         return None
     drops = raw.get("drops") if isinstance(raw.get("drops"), dict) else {}
     vpn = raw.get("vpn") if isinstance(raw.get("vpn"), dict) else {}
-    recent = []
-    for event in raw.get("recent") or []:
-        if isinstance(event, dict):
-            recent.append(
-                {
-                    "time": _count(event.get("time")),
-                    "kind": clean(event.get("kind", "")),
-                    "destination": clean(event.get("destination") or "-"),
-                    "protocol": clean(event.get("protocol") or "-"),
-                    "port": _count(event.get("port")) or None,
-                }
-            )
+    recent = _events(raw.get("recent") or [])
     return {
         "name": clean(raw["name"]),
         "cloud": clean(raw.get("cloud", "")),
@@ -87,6 +109,7 @@ def parse_view(appliance: str, text: str) -> PiView:
         cameras=cameras,
         revert_pending=data.get("revert_pending") is True,
         loaded=data.get("loaded") is True,
+        tunnel=_tunnel(data.get("tunnel")),
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import click
 
@@ -13,6 +14,58 @@ def _table(headers: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
     widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
     for row in (headers, *rows):
         click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+
+
+def _peer_names(variables: dict[str, Any]) -> dict[str, str]:
+    """Tunnel address -> peer name, from the inventory's remote_access.wireguard.peers."""
+    wireguard = (variables.get("remote_access") or {}).get("wireguard") or {}
+    peers = wireguard.get("peers") if isinstance(wireguard, dict) else None
+    return {
+        str(p.get("address")): str(p.get("name"))
+        for p in peers or []
+        if isinstance(p, dict) and p.get("address")
+    }
+
+
+def _tunnel_section(inventory: Any, views: list[Any], limit: int) -> None:
+    """The WireGuard peers' drops per Pi that has remote access, and their latest attempts."""
+    from appliance.firewall import when
+
+    tunnels = [v for v in views if not v.error and v.tunnel is not None]
+    if not tunnels:
+        return
+    names = {a.name: _peer_names(a.vars) for a in inventory.appliances}
+    click.echo()
+    click.echo("WireGuard peers, blocked (the dashboard is all they may reach):")
+    drops = [
+        (v.appliance, str(v.tunnel["drops"]["pi"]), str(v.tunnel["drops"]["forward"]))
+        for v in tunnels
+    ]
+    _table(("appliance", "to pi", "past the pi"), drops)
+    attempts = []
+    for view in tunnels:
+        for event in view.tunnel["recent"]:
+            port = "" if event["port"] is None else f":{event['port']}"
+            peer = names.get(view.appliance, {}).get(event["source"], event["source"])
+            attempts.append(
+                (
+                    view.appliance,
+                    peer,
+                    when(event["time"]),
+                    event["kind"],
+                    event["protocol"],
+                    f"{event['destination']}{port}",
+                )
+            )
+    if limit:
+        click.echo()
+        click.echo(
+            "latest blocked attempts through the tunnel:"
+            if attempts
+            else "latest blocked attempts through the tunnel: none"
+        )
+        if attempts:
+            _table(("appliance", "peer", "time", "kind", "proto", "destination"), attempts)
 
 
 @click.command()
@@ -31,7 +84,8 @@ def firewall(
 ) -> None:
     """Per camera, from every Pi over SSH: cloud policy, allowed VPN traffic, drops by kind
     (to the Pi, another camera, the LAN, the internet, NTP elsewhere), blocked in the last
-    24 h, and the latest blocked attempts; with recordings, each recording camera's FTP
+    24 h, and the latest blocked attempts; with remote access, what the WireGuard peers tried
+    and were refused (to the Pi beyond its dashboard, or past it) and by which peer; with recordings, each recording camera's FTP
     logins, failed logins, uploads and refusals in the last 24 h (a camera without
     `recordings` that tries FTP is a drop `to pi`)."""
     from appliance.firewall import DROP_KINDS, collect, when
@@ -89,6 +143,7 @@ def firewall(
         click.echo("latest blocked attempts:" if attempts else "latest blocked attempts: none")
         if attempts:
             _table(("appliance", "camera", "time", "kind", "proto", "destination"), attempts)
+    _tunnel_section(inventory, views, limit)
     if ftp:
         from appliance.cli.recordings_cmd import print_activity
 

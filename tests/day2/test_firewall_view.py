@@ -72,3 +72,65 @@ def test_an_unreachable_pi_is_one_line_and_exit_1(tmp_path: Path) -> None:
     errors = [line for line in result.output.splitlines() if line.startswith("error:")]
     assert errors == [errors[0]] and errors[0].startswith("error: pi: SSH failed"), result.output
     assert "Traceback" not in result.output
+
+
+TUNNEL = {
+    "drops": {"pi": 3, "forward": 2},
+    "recent": [
+        {"time": 1, "kind": "pi", "source": "10.44.0.2", "destination": "10.44.0.1",
+         "protocol": "tcp", "port": 22},
+        {"time": 2, "kind": "forward", "source": "10.44.0.9", "destination": "10.42.0.11",
+         "protocol": "tcp", "port": 80},
+    ],
+}  # fmt: skip
+
+
+def test_the_tunnels_drops_are_kept_and_absent_without_remote_access() -> None:
+    view = parse_view("pi", json.dumps({**GOOD, "tunnel": TUNNEL}))
+    assert view.tunnel == TUNNEL
+    assert parse_view("pi", json.dumps({**GOOD, "tunnel": None})).tunnel is None
+    assert parse_view("pi", json.dumps(GOOD)).tunnel is None  # an older helper
+    hostile = {"drops": {"pi": -1, "forward": "x"}, "recent": [{"source": "a\x1b" * 60}, 7]}
+    view = parse_view("pi", json.dumps({**GOOD, "tunnel": hostile}))
+    assert view.tunnel is not None and view.tunnel["drops"] == {"pi": 0, "forward": 0}
+    (event,) = view.tunnel["recent"]
+    assert len(event["source"]) == 80 and "\x1b" not in event["source"]
+
+
+def test_the_table_shows_the_tunnels_drops_and_names_the_peer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The SSH round trip is the lab test's (tests/e2e/test_remote.py); here the helper's
+    # answer is given, to show how the command prints it.
+    import appliance.firewall
+
+    answer = {**GOOD, "tunnel": TUNNEL}
+    monkeypatch.setattr(
+        appliance.firewall,
+        "collect",
+        lambda inventory, limit: [parse_view("pi", json.dumps(answer))],
+    )
+    inventory = tmp_path / "inventory.yml"
+    inventory.write_text(
+        "all:\n  children:\n    appliances:\n      hosts:\n        pi:\n"
+        "          remote_access:\n            wireguard:\n              peers:\n"
+        "                - {name: phone, public_key: k, address: 10.44.0.2}\n"
+    )
+    result = CliRunner().invoke(main, ["firewall", "-i", str(inventory)])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    header = lines.index("WireGuard peers, blocked (the dashboard is all they may reach):")
+    assert lines[header + 1].split() == ["appliance", "to", "pi", "past", "the", "pi"]
+    assert lines[header + 2].split() == ["pi", "3", "2"]
+    attempts = lines[lines.index("latest blocked attempts through the tunnel:") + 2 :]
+    assert attempts[0].split()[:2] == ["pi", "phone"]  # named from the inventory
+    assert attempts[0].split()[-1] == "10.44.0.1:22"
+    assert attempts[1].split()[:2] == ["pi", "10.44.0.9"]  # not a peer of the inventory
+    empty = {**GOOD, "tunnel": None}
+    monkeypatch.setattr(
+        appliance.firewall,
+        "collect",
+        lambda inventory, limit: [parse_view("pi", json.dumps(empty))],
+    )
+    result = CliRunner().invoke(main, ["firewall", "-i", str(inventory)])
+    assert "WireGuard" not in result.output and "tunnel" not in result.output

@@ -14,6 +14,7 @@ import json
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,7 @@ from tests.web.hlsjs import fetch_hlsjs
 pytestmark = pytest.mark.lab
 
 PI_TUNNEL = "10.203.8.1"
+PHONE_TUNNEL = "10.203.8.2"  # the first peer's address (`remote add` takes the lowest free)
 ENDPOINT = f"{topo.ROUTER_PUBLIC}:{topo.WIREGUARD_PORT}"
 # Every service of the other roles that the lab Pi runs (recordings is off here).
 SERVICES = (
@@ -270,6 +272,28 @@ def test_through_the_tunnel_ssh_the_cameras_and_the_lan_are_out_of_reach(remote:
         for host, port, counter in round_:
             assert _counter(lab, counter) > before[counter], f"{counter}: {host}:{port}"
 
+    # `presence-appliance firewall` shows those drops, each attempt with its peer and target
+    # (ulogd2 writes the log a moment after the packet: a bounded wait for the four).
+    wanted = {
+        ("pi", f"{PI_TUNNEL}:22"), ("forward", f"{camera.ip}:80"),
+        ("pi", f"{pi.address}:22"), ("forward", f"{topo.LAN_GATEWAY}:80"),
+    }  # fmt: skip
+    deadline = time.monotonic() + 15
+    while True:
+        shown = remote.cli("firewall", "--json", "--limit", "50")
+        assert shown.returncode == 0, shown.stdout + shown.stderr
+        tunnel = json.loads(shown.stdout)["appliances"][0]["tunnel"]
+        seen = {(e["kind"], f"{e['destination']}:{e['port']}") for e in tunnel["recent"]}
+        if wanted <= seen or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert wanted <= seen, seen
+    assert {e["source"] for e in tunnel["recent"]} == {PHONE_TUNNEL}
+    assert tunnel["drops"]["pi"] >= 2 and tunnel["drops"]["forward"] >= 2
+    table = remote.cli("firewall").stdout
+    assert "WireGuard peers, blocked" in table
+    assert any(line.split()[:2] == [pi.host, "phone"] for line in table.splitlines()), table
+
 
 def test_conf_file_holds_the_same_config_as_the_qr_code(remote: Remote) -> None:
     conf = remote.workdir / "laptop.conf"
@@ -309,3 +333,49 @@ def test_remove_revokes_the_phone_at_once(remote: Remote) -> None:
     lab.phone_tunnel_up(remote.phone_config)
     assert remote.phone_get("/", max_time=8)[0] == 0
     assert lab.phone_handshake() == 0
+
+
+def test_switching_remote_access_off_takes_the_tunnel_and_its_rows_away(remote: Remote) -> None:
+    """Last in the module: remote_access leaves the inventory; the roles that read it run."""
+    lab = remote.lab
+    pi = lab.plan.pis[0]
+    data = yaml.safe_load(remote.inventory.read_text())
+    del data["all"]["children"]["appliances"]["vars"]["remote_access"]
+    remote.inventory.write_text(yaml.safe_dump(data, sort_keys=False))
+    before = _invocations(lab)
+    # The three roles that read remote_access: wireguard, the firewall's tunnel rows, and the
+    # web role's tunnel address (nginx's listen set) and remote-viewer subnet.
+    off = remote.cli("install", "--tags", "wireguard,firewall,web", "--no-check")
+    assert off.returncode == 0, off.stdout + off.stderr
+
+    assert lab.pi_exec("ip", "link", "show", "wg0", check=False).returncode != 0
+    active = lab.pi_exec("systemctl", "is-active", "wg-quick@wg0", check=False).stdout.strip()
+    enabled = lab.pi_exec("systemctl", "is-enabled", "wg-quick@wg0", check=False).stdout.strip()
+    assert (active, enabled) == ("inactive", "disabled")
+    present = lab.pi_exec(
+        "ls", "/etc/wireguard/wg0.conf", "/usr/local/sbin/presence-wg-syncconf",
+        "/etc/systemd/system/wg-quick@.service.d/presence-appliance.conf", check=False,
+    )  # fmt: skip
+    assert present.stdout.strip() == "", present.stdout
+    # The Pi's key stays, so that peers' configs are still good when remote access returns.
+    assert lab.pi_exec("test", "-s", "/etc/wireguard/wg0.key", check=False).returncode == 0
+
+    table = lab.pi_exec("nft", "list", "table", "inet", "presence_appliance").stdout
+    assert "wg0" not in table and "remote_" not in table, table
+    assert f"dport {topo.WIREGUARD_PORT}" not in table
+    listening = lab.pi_exec("ss", "-Huln", f"sport = :{topo.WIREGUARD_PORT}").stdout
+    assert listening.strip() == "", listening
+    # From the home network the port is now one of the firewall's drops.
+    dropped = _counter(lab, "lan_drop_pi")
+    send = (
+        "import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); "
+        f"[s.sendto(b'x', ('{pi.address}', {topo.WIREGUARD_PORT})) for _ in range(3)]"
+    )
+    lab.run_in("lan", sys.executable, "-c", send)
+    assert _counter(lab, "lan_drop_pi") >= dropped + 3
+
+    # nginx restarts (its listen set loses the tunnel address); nothing else does.
+    after = _invocations(lab)
+    restarted = {unit for unit in before if after[unit] != before[unit]}
+    assert restarted <= {"nginx.service"}, restarted
+    assert lab.pi_exec("systemctl", "is-active", "nginx").stdout.strip() == "active"

@@ -127,7 +127,8 @@ def test_wireguard_peers_reach_the_dashboard_only(tmp_path: Path) -> None:
     text = (out / RULESET).read_text()
     assert "\t\tudp dport 51999 accept\n" in text
     assert 'iifname "wg0" goto remote_to_pi' in text
-    assert 'iifname "wg0" counter name "remote_drop_forward" drop' in text
+    assert 'iifname "wg0" goto remote_drop_forward' in text
+    assert 'log prefix "pa tunnel kind=forward "' in text
     plain = render_scenario("ap_isolate", tmp_path / "plain", roles=("firewall",)) / RULESET
     assert "wg0" not in plain.read_text()
 
@@ -408,6 +409,7 @@ def test_policy_table_in_namespaces(fwlab: FirewallLab, netns: Netns, tmp_path: 
     recent = cams["sued"]["recent"]
     assert 1 <= len(recent) <= 3
     assert {"time", "kind", "destination", "protocol", "port"} <= set(recent[0])
+    assert view["tunnel"] is None  # no remote_access: no tunnel rows, nothing to show
 
 
 @pytest.mark.parametrize(

@@ -100,7 +100,7 @@ class TunnelLab:
             if "counter" in item
         }
 
-    def load(self, admin_sources: list[str]) -> None:
+    def load(self, admin_sources: list[str]) -> Path:
         variables: dict[str, Any] = load_scenario("ap_isolate")
         variables["camera_network"] = {
             "interface": "wlan0",
@@ -123,6 +123,26 @@ class TunnelLab:
         inventory = write_inventory(variables, self.tmp / f"inventory-{len(admin_sources)}.yml")
         render_inventory(inventory, out, roles=("firewall",))
         self.sh("pi", "nft", "-f", str(out / RULESET))
+        return out
+
+    def log_drops(self, out: Path) -> None:
+        """ulogd2 with the rendered config in the Pi's namespace: the drop log (NFLOG)."""
+        (self.tmp / "log").mkdir(exist_ok=True)
+        cams_file = self.tmp / "cams.json"  # the helper's camera list, at its test path
+        cams_file.write_text((out / str(cams_file).lstrip("/")).read_text())
+        self.netns.start(self.ns["pi"], ["ulogd", "-c", str(out / "etc/ulogd.conf")],
+                         self.tmp / "ulogd.log")  # fmt: skip
+
+    def view(self, out: Path, wanted: int) -> dict[str, Any]:
+        """The helper's `show` (what `presence-appliance firewall` prints), once the log
+        holds WANTED tunnel drops (ulogd writes a moment after the packet)."""
+        helper = [sys.executable, str(out / "usr/local/sbin/presence-firewall")]
+        deadline = time.monotonic() + 10
+        while True:
+            view = json.loads(self.sh("pi", *helper, "show", "--limit", "10").stdout)
+            if len(view["tunnel"]["recent"]) >= wanted or time.monotonic() > deadline:
+                return view
+            time.sleep(0.2)
 
 
 @pytest.fixture
@@ -133,7 +153,8 @@ def tunnel(netns: Netns, tmp_path: Path) -> TunnelLab:
 
 
 def test_peers_reach_the_dashboard_and_nothing_else(tunnel: TunnelLab) -> None:
-    tunnel.load(admin_sources=[f"{LAN}/32"])
+    out = tunnel.load(admin_sources=[f"{LAN}/32"])
+    tunnel.log_drops(out)
 
     def blocked(host: str, port: int, counter: str) -> None:
         before = tunnel.counters()[counter]
@@ -149,6 +170,21 @@ def test_peers_reach_the_dashboard_and_nothing_else(tunnel: TunnelLab) -> None:
     blocked(LAN, 8080, "remote_drop_forward")
     # The tunnel's own port is open on the uplink (from the internet, via the home router).
     assert tunnel.probe("lan", "udp", PI_LAN, PORT) == f"from {LAN}"
+
+    # The helper's view: the tunnel's drops counted, each attempt logged with who and where.
+    counted = tunnel.counters()
+    view = tunnel.view(out, wanted=4)
+    assert view["tunnel"]["drops"] == {
+        "pi": counted["remote_drop_pi"],
+        "forward": counted["remote_drop_forward"],
+    }
+    attempts = {(e["kind"], e["destination"], e["port"]) for e in view["tunnel"]["recent"]}
+    assert {
+        ("pi", PI_TUNNEL, 22), ("pi", PI_LAN, 22), ("forward", CAMERA, 80), ("forward", LAN, 8080)
+    } <= attempts, attempts  # fmt: skip
+    assert {e["source"] for e in view["tunnel"]["recent"]} == {PHONE}
+    # Not a camera's: the cameras' own attempts stay theirs.
+    assert all(not c["recent"] for c in view["cameras"])
 
 
 def test_ssh_through_the_tunnel_only_for_admin_sources(tunnel: TunnelLab) -> None:
