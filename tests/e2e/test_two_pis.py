@@ -4,6 +4,7 @@ nor harms the other, the summary names it in one line, and the healthy Pi's came
 from __future__ import annotations
 
 import copy
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -77,6 +78,13 @@ def test_one_install_provisions_two_pis_and_a_failure_on_one_spares_the_other(
     for checker in (("chronyd", "-p"), ("dnsmasq", "--test"), ("nginx", "-t")):
         accepted = lab.pi_exec(*checker, pi="pi1", check=False)
         assert accepted.returncode == 0, accepted.stdout + accepted.stderr
+    # And later, on its own: `check --limit` tests the healthy Pi's cameras, and they pass.
+    alone = lab.cli("check", "-i", str(inventory), "--limit", pi1.host, "--json", timeout=300)
+    assert alone.returncode == 0, alone.stdout + alone.stderr
+    report = json.loads(alone.stdout)
+    assert [(c["camera"], c["verdict"]) for c in report["cameras"]] == [
+        (cam.name, "pass") for cam in pi1.cameras
+    ], report
     # pi2: the rejected file never went live.
     assert REJECTED_LINE not in lab.pi_exec("cat", chrony_conf, pi="pi2").stdout
     assert lab.pi_exec("sha256sum", chrony_conf, pi="pi2", check=False).stdout == pi2_before
