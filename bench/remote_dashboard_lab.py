@@ -9,7 +9,6 @@ already up belongs to someone else (a `make demo`): the benchmark says so and re
 from __future__ import annotations
 
 import copy
-import fcntl
 import os
 import shutil
 import signal
@@ -26,7 +25,7 @@ import yaml
 
 from appliance.lab import plan as topo
 from appliance.lab.handle import CLI, Lab
-from appliance.lab.lab import SESSION_LOCK, running_lab
+from appliance.lab.lab import SESSION_LOCK, hold_within, running_lab
 
 CAMERAS = 4
 PI_TUNNEL = "10.203.8.1"  # the tunnel subnet's first address (the Pi), as in tests/e2e
@@ -57,28 +56,15 @@ class PhoneView:
 
 
 def _lock(seconds: int) -> IO[str]:
-    """Hold the session lock as a test session does, waiting at most SECONDS (blocking flock
-    under an alarm: woken the moment the holder lets go)."""
+    """Hold the session lock as a test session does, waiting at most SECONDS."""
     handle = open(SESSION_LOCK, "w")  # noqa: SIM115 - held for the whole run
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return handle
-    except BlockingIOError:
+
+    def waiting() -> None:
         print(f"[bench] waiting (up to {seconds} s) for a test session's lab", file=sys.stderr)
 
-    def expired(signum: int, frame: object) -> None:
-        raise TimeoutError
-
-    previous = signal.signal(signal.SIGALRM, expired)
-    signal.alarm(seconds)
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-    except TimeoutError:
+    if not hold_within(handle, seconds, waiting):
         handle.close()
-        raise Refused(f"another session held the lab for {seconds} s") from None
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
+        raise Refused(f"another session held the lab for {seconds} s")
     return handle
 
 

@@ -6,11 +6,12 @@ import contextlib
 import fcntl
 import os
 import shutil
+import signal
 import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from appliance.lab import image, network, phone, wan
 from appliance.lab import pi as pis_mod
@@ -59,6 +60,34 @@ def _locked() -> Iterator[None]:
         except BlockingIOError as err:
             raise LabError(f"another `lab up`/`lab down` is running (lock {LOCK})") from err
         yield
+
+
+def hold_within(handle: IO[str], seconds: float, waiting: Callable[[], None]) -> bool:
+    """flock HANDLE (the session lock) exclusively, waiting at most SECONDS for whoever holds
+    it; WAITING is called once when it has to wait. False when the wait ran out.
+
+    A blocking flock (bounded by an alarm), not polling: the kernel wakes a blocked waiter
+    the moment the holder lets go, so a waiting session is not starved by others polling.
+    """
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        waiting()
+
+    def expired(signum: int, frame: object) -> None:
+        raise TimeoutError
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.alarm(max(1, int(seconds)))
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+    except TimeoutError:
+        return False
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    return True
 
 
 def _held(lock: Path) -> bool:

@@ -30,6 +30,24 @@ def add_namespace(name: str, state: LabState) -> None:
     ip("link", "set", "lo", "up", netns=name)
 
 
+def add_veth(name: str, netns: str, peer: str, peer_netns: str) -> None:
+    """A veth pair: NAME in NETNS, PEER in PEER_NETNS (both down, without addresses)."""
+    ip(
+        "link",
+        "add",
+        name,
+        "netns",
+        netns,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        peer,
+        "netns",
+        peer_netns,
+    )
+
+
 def sysctl(netns: str, setting: str) -> None:
     run(["ip", "netns", "exec", netns, "sysctl", "-q", "-w", setting], timeout=15)
 
@@ -43,7 +61,7 @@ def build_core(state: LabState) -> None:
     ip("addr", "add", f"{topo.LAN_GATEWAY}/24", "dev", "br0", netns=lan)
     ip("link", "set", "br0", "up", netns=lan)
     # lan <-> wan
-    ip("link", "add", "wan", "netns", lan, "type", "veth", "peer", "name", "eth0", "netns", wan)
+    add_veth("wan", lan, "eth0", wan)
     ip("addr", "add", topo.LAN_WAN_SIDE, "dev", "wan", netns=lan)
     ip("link", "set", "wan", "up", netns=lan)
     for addr in (topo.WAN_ADDR, topo.WAN_NTP, topo.WAN_VPN):
@@ -83,20 +101,7 @@ def build_phone(state: LabState) -> None:
     """pa-phone: a phone on mobile data, reaching the home only through the router's
     public address (pa-lan's wan side), never through the home network itself."""
     add_namespace(topo.PHONE_NS, state)
-    ip(
-        "link",
-        "add",
-        "phone",
-        "netns",
-        topo.WAN_NS,
-        "type",
-        "veth",
-        "peer",
-        "name",
-        "eth0",
-        "netns",
-        topo.PHONE_NS,
-    )
+    add_veth("phone", topo.WAN_NS, "eth0", topo.PHONE_NS)
     ip("addr", "add", topo.WAN_PHONE_SIDE, "dev", "phone", netns=topo.WAN_NS)
     ip("link", "set", "phone", "up", netns=topo.WAN_NS)
     ip("addr", "add", topo.PHONE_ADDR, "dev", "eth0", netns=topo.PHONE_NS)
@@ -123,20 +128,7 @@ def build_pi_network(pi: Pi, plan: LabPlan, state: LabState) -> None:
     """The Pi's namespace: eth0 on the home network (configured, as on a user's Pi) and the
     wlan0 "radio" bridge, left without an address for the access_point role."""
     add_namespace(pi.netns, state)
-    ip(
-        "link",
-        "add",
-        pi.lan_port,
-        "netns",
-        topo.LAN_NS,
-        "type",
-        "veth",
-        "peer",
-        "name",
-        "eth0",
-        "netns",
-        pi.netns,
-    )
+    add_veth(pi.lan_port, topo.LAN_NS, "eth0", pi.netns)
     ip("link", "set", pi.lan_port, "master", "br0", "up", netns=topo.LAN_NS)
     ip("addr", "add", f"{pi.address}/24", "dev", "eth0", netns=pi.netns)
     ip("link", "set", "eth0", "up", netns=pi.netns)
@@ -158,20 +150,7 @@ def build_camera_link(cam: Camera, pi: Pi, plan: LabPlan, state: LabState) -> No
     hostapd would put it in (brvlan<vid>, the access_point role's vlan_bridge).
     """
     add_namespace(cam.netns, state)
-    ip(
-        "link",
-        "add",
-        cam.pi_port,
-        "netns",
-        pi.netns,
-        "type",
-        "veth",
-        "peer",
-        "name",
-        "wlan0",
-        "netns",
-        cam.netns,
-    )
+    add_veth(cam.pi_port, pi.netns, "wlan0", cam.netns)
     ip("link", "set", "wlan0", "address", cam.mac, "up", netns=cam.netns)
     if (
         cam.bridge != "wlan0"

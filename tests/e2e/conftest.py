@@ -23,7 +23,6 @@ user's lab as it was. Nothing else stays up after the session.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import signal
 import subprocess
@@ -38,7 +37,7 @@ from typing import IO
 import pytest
 
 from appliance.lab.handle import CLI, Lab
-from appliance.lab.lab import SESSION_LOCK, is_up, running_lab
+from appliance.lab.lab import SESSION_LOCK, hold_within, is_up, running_lab
 from appliance.lab.state import LabState
 
 REPO = Path(__file__).resolve().parents[2]
@@ -305,29 +304,13 @@ def _wait_for_session_lock() -> IO[str]:
 
 
 def _lock_within(handle: IO[str], seconds: float) -> None:
-    """flock HANDLE exclusively, waiting at most SECONDS for whoever holds it.
+    """flock HANDLE exclusively, waiting at most SECONDS for whoever holds it."""
 
-    A blocking flock (bounded by an alarm), not polling: the kernel wakes a blocked waiter
-    the moment the holder lets go, so a waiting session is not starved by others polling.
-    """
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return
-    except BlockingIOError:
+    def waiting() -> None:
         print("\n[lab] waiting for another test session's lab", file=sys.stderr)
 
-    def _expired(signum: int, frame: object) -> None:
-        raise TimeoutError
-
-    previous = signal.signal(signal.SIGALRM, _expired)
-    signal.alarm(max(1, int(seconds)))
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-    except TimeoutError:
+    if not hold_within(handle, seconds, waiting):
         pytest.fail(f"another test session held the lab for {seconds:.0f} s", pytrace=False)
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 @pytest.fixture
