@@ -250,7 +250,8 @@ garbage \x1b]0;pwned\x07
 """
 
 
-def test_activity_counts_per_camera_from_the_log(tmp_path: Path, root: None) -> None:
+def _site_with_log(tmp_path: Path) -> Path:
+    """The site whose recordings program reads LOG (dated today) for camera nord."""
     inventory, _ = _site(tmp_path)
     log = tmp_path / "vsftpd.log"
     log.write_text(LOG.format(day=time.strftime("%a %b %e %H:%M:%S %Y", time.gmtime())))
@@ -258,6 +259,11 @@ def test_activity_counts_per_camera_from_the_log(tmp_path: Path, root: None) -> 
     config.write_text(
         json.dumps({**json.loads(config.read_text()), "ftp_log": str(log), "cameras": ["nord"]})
     )
+    return inventory
+
+
+def test_activity_counts_per_camera_from_the_log(tmp_path: Path, root: None) -> None:
+    inventory = _site_with_log(tmp_path)
     result = _run("recordings", "activity", "-i", str(inventory), "--json")
     assert result.exit_code == 0, result.output
     (pi,) = json.loads(result.output)["appliances"]
@@ -282,13 +288,7 @@ def test_activity_counts_per_camera_from_the_log(tmp_path: Path, root: None) -> 
 def test_the_firewall_view_shows_what_each_camera_did_on_ftp(tmp_path: Path, root: None) -> None:
     """`firewall` adds the FTP table next to its drops (this host has no firewall helper:
     that part is its one error line; the FTP part comes from the recordings program)."""
-    inventory, _ = _site(tmp_path)
-    log = tmp_path / "vsftpd.log"
-    log.write_text(LOG.format(day=time.strftime("%a %b %e %H:%M:%S %Y", time.gmtime())))
-    config = tmp_path / "recordings.json"
-    config.write_text(
-        json.dumps({**json.loads(config.read_text()), "ftp_log": str(log), "cameras": ["nord"]})
-    )
+    inventory = _site_with_log(tmp_path)
     table = _run("firewall", "-i", str(inventory), "--limit", "0")
     lines = table.output.splitlines()
     start = lines.index("FTP, last 24 h (recording cameras; `recordings activity --hours N`):")
