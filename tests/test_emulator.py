@@ -351,9 +351,12 @@ def test_variant_playlist_window_advances_with_time(
 
 
 def test_variant_playlist_follows_the_wall_clock(client: httpx.Client) -> None:
+    # Bracketed by the clock before and after the request, however long it took.
+    before = time.time()
     text = client.get("live/files/low/index.m3u8").text
+    after = time.time()
     sequence = int(re.search(r"#EXT-X-MEDIA-SEQUENCE:(\d+)", text)[1])
-    assert abs(sequence - (time.time() // 2 - 3)) <= 1
+    assert before // 2 - 3 <= sequence <= after // 2 - 3
 
 
 def test_segments_in_the_window_are_h264_aac_mpegts(
@@ -506,15 +509,13 @@ def test_fault_slow_delays_only_matching_paths(
 ) -> None:
     answer = control(camera, "fault", "POST", mode="slow", delay="1", path="live/")
     assert answer == {"faults": [{"mode": "slow", "path": "live/", "delay": 1.0}]}
-    started = time.monotonic()
     assert client.get("command/ping").status_code == 200
-    unaffected = time.monotonic() - started
     started = time.monotonic()
     response = client.get("live/snapshot_720.jpg")
     delayed = time.monotonic() - started
-    # A lower bound (the delay was served) and an order, no upper bound on a busy machine:
-    # the fault counter, not the clock, says the ping was not slowed.
-    assert delayed >= 1.0 and unaffected < delayed
+    # A lower bound (the delay was served), no upper bound nor a comparison with the ping's
+    # time on a busy machine: the fault counter, not the clock, says the ping was not slowed.
+    assert delayed >= 1.0
     assert response.status_code == 200 and response.content[:2] == b"\xff\xd8"
     assert control(camera, "stats")["faults"] == {"slow": 1}
 

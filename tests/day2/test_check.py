@@ -10,9 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import yaml
 from click.testing import CliRunner
 
+from appliance import check
 from appliance.camera_api import CameraClient, CameraError, CameraTarget
 from appliance.check import render_check_table, run_check
 from appliance.cli import main
@@ -252,19 +254,42 @@ def test_cameras_are_checked_concurrently(tmp_path):
     assert {c.reason for c in report.cameras[:6]} == {"ping: no answer within 3 s"}
 
 
-def test_wait_retries_failing_cameras_until_they_pass(make_cameras, tmp_path):
-    import threading
-
+@pytest.mark.parametrize("starts_late", [False, True], ids=["check-starts-at-once", "starts-late"])
+def test_wait_retries_failing_cameras_until_they_pass(
+    make_cameras, tmp_path, monkeypatch, starts_late
+):
     good, late = make_cameras(2)
     late.faults.set("html200", path="command/ping")
     inventory = load_inventory(write_inventory(tmp_path, [camera_entry(good), camera_entry(late)]))
-    # The late camera comes right 1 s into the check.
-    timer = threading.Timer(1.0, lambda: late.faults.set("none"))
-    timer.start()
+    if starts_late:
+        # A loaded machine: the first round asks well over a second after the call (a
+        # timer clearing the fault 1 s in let the late camera pass its first ask).
+        first_round = check._check_all
+        rounds: list[int] = []
+
+        async def slow_first_round(*args: Any) -> Any:
+            if not rounds:
+                await asyncio.sleep(1.5)
+            rounds.append(1)
+            return await first_round(*args)
+
+        monkeypatch.setattr(check, "_check_all", slow_first_round)
+    stop = threading.Event()
+
+    def come_right_after_the_first_ask() -> None:
+        # The late camera comes right once it has refused one ping: an order, not a clock.
+        while not stop.wait(0.05):
+            if late.stats.report()["faults"].get("html200"):
+                late.faults.set("none")
+                return
+
+    helper = threading.Thread(target=come_right_after_the_first_ask, daemon=True)
+    helper.start()
     try:
         report = run_check(inventory, direct=True, timeout=1, wait=10)
     finally:
-        timer.cancel()
+        stop.set()
+        helper.join(timeout=5)
     assert report.ok, [c.reason for c in report.cameras]
     assert good.stats.report()["paths"]["command/ping"] == 1  # passing cameras are not re-asked
     assert late.stats.report()["paths"]["command/ping"] >= 2

@@ -435,12 +435,18 @@ def test_probe_script_reports_the_real_checkers_complaints(tmp_path: Path) -> No
 FAKE_SSH = """#!{python}
 import json, os, sys, time
 host = sys.argv[sys.argv.index("--") + 1]
+if host == os.environ.get("FAKE_SSH_LATE"):
+    time.sleep(1.5)  # a process slow to start on a loaded machine
 with open({record!r}, "a") as out:
     out.write(json.dumps({{"host": host, "start": time.time()}}) + "\\n")
 if host == "10.203.208.99":
     sys.stderr.write("ssh: connect to host 10.203.208.99 port 22: No route to host\\n")
     sys.exit(255)
-time.sleep(float(os.environ.get("FAKE_SSH_DELAY", "0")))
+# Answer only once GATHER calls have started (bounded): called one after another, the first
+# waits out the bound and answers before the next starts.
+gather, deadline = int(os.environ.get("FAKE_SSH_GATHER", "0")), time.monotonic() + 20
+while time.monotonic() < deadline and open({record!r}).read().count('"start"') < gather:
+    time.sleep(0.05)
 mode = os.environ.get("FAKE_SSH_MODE", "")
 text = open({recording!r}).read()
 if mode == "escape":
@@ -497,10 +503,15 @@ def _inventory(tmp_path: Path, hosts: list[str]) -> Path:
     return path
 
 
+@pytest.mark.parametrize("late", [None, "10.203.208.3"], ids=["all-start-at-once", "one-late"])
 def test_doctor_runs_every_pi_at_once(
-    fake_ssh: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    fake_ssh: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, late: str | None
 ) -> None:
-    monkeypatch.setenv("FAKE_SSH_DELAY", "1")
+    # Every call waits for all three to have started: an order, not a 1 s race against
+    # process start-up (LATE: one ssh slow to start, as on a loaded machine).
+    monkeypatch.setenv("FAKE_SSH_GATHER", "3")
+    if late:
+        monkeypatch.setenv("FAKE_SSH_LATE", late)
     inventory = _inventory(tmp_path, ["10.203.208.1", "10.203.208.2", "10.203.208.3"])
     result = CliRunner().invoke(main, ["doctor", "-i", str(inventory), "--json"])
     assert result.exit_code == 0, result.output

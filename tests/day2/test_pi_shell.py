@@ -89,12 +89,20 @@ def ended(pid: int) -> bool:
         return True
 
 
-def test_a_timeout_also_ends_what_the_command_started(tmp_path):
-    pidfile = tmp_path / "child.pid"
-    # The child lets go of the pipes: only ending its process group ends it.
-    script = f"sleep 60 >/dev/null 2>&1 & echo $! > {pidfile}; wait"
-    err = fail(LOCAL, ["sh", "-c", script], timeout=0.5)
-    assert err.kind == "timeout"
+@pytest.mark.parametrize("start", [0.0, 0.7], ids=["shell-starts-at-once", "shell-starts-late"])
+def test_a_timeout_also_ends_what_the_command_started(tmp_path, start):
+    pidfile, written = tmp_path / "child.pid", tmp_path / "child.pid.done"
+    # The child lets go of the pipes: only ending its process group ends it. START: a shell
+    # slow to get going (a loaded machine) has not started the child when a short timeout
+    # hits; then the timeout is doubled until it has (bounded).
+    script = f"sleep {start}; sleep 60 >/dev/null 2>&1 & echo $! > {pidfile}; touch {written}; wait"
+    timeout = 0.5
+    while True:
+        err = fail(LOCAL, ["sh", "-c", script], timeout=timeout)
+        assert err.kind == "timeout"
+        if written.exists() or timeout > 10:
+            break
+        timeout *= 2
     child = int(pidfile.read_text())
     try:
         deadline = time.monotonic() + 10

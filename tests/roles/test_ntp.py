@@ -153,7 +153,13 @@ def test_serves_when_the_camera_address_appears_after_chrony_started(
     netns.veth(pi, "pan-wl0", camera, "wlan0")
     netns.exec(camera, ["ip", "addr", "add", "10.203.64.11/24", "dev", "wlan0"])
     _start_chronyd(netns, pi, out / "etc/chrony/chrony.conf", tmp_path / "pi")
-    time.sleep(1)
+    # Started for sure (not a sleep a loaded machine outlasts): its NTP socket is open, on
+    # an address the Pi does not have yet.
+    deadline = time.monotonic() + 10
+    while not netns.exec(pi, ["ss", "-Hlun", "sport", "= :123"], check=False).stdout.strip():
+        assert time.monotonic() < deadline, (tmp_path / "pi/chronyd.log").read_text()
+        time.sleep(0.05)
+    assert f"{PI}:123" in netns.exec(pi, ["ss", "-Hlun", "sport", "= :123"]).stdout
     netns.exec(pi, ["ip", "addr", "add", f"{PI}/24", "dev", "pan-wl0"])
     stratum = _wait_stratum(netns, camera, PI, 10, 15)
     assert stratum == 10, (tmp_path / "pi/chronyd.log").read_text()
