@@ -160,6 +160,10 @@ WAN = "10.203.194.2"
 NETATMO = "10.203.194.3"
 NORD, SUED, STRANGER = "10.203.192.11", "10.203.192.12", "10.203.192.150"
 FTP_PASSIVE = (50000, 50019)
+# How long a probe waits: an answer that must come gets long enough for a loaded machine
+# (it returns as soon as it comes); a drop is shown by silence over a short wait.
+ANSWER_WAIT = 5.0
+DROP_WAIT = 1.5
 
 
 def _policy_inventory(tmp_path: Path) -> dict[str, Any]:
@@ -258,9 +262,18 @@ class FirewallLab:
             assert time.monotonic() < deadline, f"listener in {role} did not start"
             time.sleep(0.05)
 
-    def probe(self, role: str, kind: str, host: str, port: int, source: str | None = None) -> str:
-        """The listener's answer ('from ADDR'), or '' when the packet did not get through."""
-        argv = [sys.executable, str(PROBE), "probe", kind, host, str(port), "--timeout", "1.5"]
+    def probe(
+        self,
+        role: str,
+        kind: str,
+        host: str,
+        port: int,
+        source: str | None = None,
+        wait: float = ANSWER_WAIT,
+    ) -> str:
+        """The listener's answer ('from ADDR'), or '' when the packet did not get through
+        within WAIT seconds."""
+        argv = [sys.executable, str(PROBE), "probe", kind, host, str(port), "--timeout", str(wait)]
         if source:
             argv += ["--source", source]
         result = self.sh(role, *argv, check=False)
@@ -300,7 +313,9 @@ def test_policy_table_in_namespaces(fwlab: FirewallLab, netns: Netns, tmp_path: 
 
     def blocked(role: str, kind: str, host: str, port: int, counter: str) -> None:
         before = fwlab.counters()[counter]
-        assert fwlab.probe(role, kind, host, port) == "", f"{role} reached {host} {kind}/{port}"
+        assert fwlab.probe(role, kind, host, port, wait=DROP_WAIT) == "", (
+            f"{role} reached {host} {kind}/{port}"
+        )
         assert fwlab.counters()[counter] > before, f"{counter} did not count {kind}/{port}"
 
     # camera -> Pi: DHCP, DNS, NTP, ping; nothing else (SSH, the web login...).
@@ -379,7 +394,7 @@ def test_policy_table_in_namespaces(fwlab: FirewallLab, netns: Netns, tmp_path: 
     # A banned address (fail2ban's set) loses the web, nothing else.
     fwlab.sh("pi", "nft", "add", "element", "inet", "presence_appliance", "login_ban_v4",
              f"{{ {LAN} timeout 60s }}")  # fmt: skip
-    assert fwlab.probe("lan", "tcp", PI_LAN, 443) == ""
+    assert fwlab.probe("lan", "tcp", PI_LAN, 443, wait=DROP_WAIT) == ""
     assert fwlab.probe("lan", "tcp", PI_LAN, 443, source=ADMIN) == f"from {ADMIN}"
 
     # Every drop of a camera was logged with its name, kind and destination (NFLOG -> ulogd2).
@@ -549,9 +564,9 @@ def test_vlan_per_camera_routed_traffic_between_vlans_is_dropped(
     lab.sh("pi", "nft", "-f", str(out / RULESET))
     assert lab.probe("nord", "udp", PI_CAM, 53) == f"from {NORD}"
     before = lab.counters()
-    assert lab.probe("nord", "tcp", SUED, 80) == ""
-    assert lab.probe("sued", "tcp", NORD, 80) == ""
-    assert lab.probe("sued", "tcp", PI_CAM, 22) == ""
+    assert lab.probe("nord", "tcp", SUED, 80, wait=DROP_WAIT) == ""
+    assert lab.probe("sued", "tcp", NORD, 80, wait=DROP_WAIT) == ""
+    assert lab.probe("sued", "tcp", PI_CAM, 22, wait=DROP_WAIT) == ""
     after = lab.counters()
     assert after["cam_nord_drop_camera"] > before["cam_nord_drop_camera"]
     assert after["cam_sued_drop_camera"] > before["cam_sued_drop_camera"]
