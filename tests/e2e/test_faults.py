@@ -144,10 +144,15 @@ def cut_install(
 ) -> tuple[subprocess.CompletedProcess[str], int]:
     """`install -v --tags ntp` whose SSH connection is cut from the home network the moment
     TASK starts: in pa-lan (the controller's namespace) an nft rule rejects every packet to
-    the Pi's port 22 with a TCP reset, and `ss -K` destroys the connections there were, which
-    resets the Pi's end too (its sshd ends the session and what it runs at once), as a laptop
-    leaving the Wi-Fi does at its worst. The rule goes when the run has ended. Returns the run
-    and the number of connections destroyed."""
+    the Pi's port 22 with a TCP reset, then `ss -K` destroys the connections there were at
+    both ends (the Pi's sshd ends the session and what it runs at once), as a laptop leaving
+    the Wi-Fi does at its worst. The rule goes when the run has ended. Returns the run and the
+    number of connection ends destroyed.
+
+    Both ends, because the rule alone may already have reset the controller's end: Ansible
+    sends on its shared connection as the task starts, and a packet that meets the rule
+    before `ss -K` runs resets that end, leaving `ss -K` in pa-lan nothing to destroy (CI saw
+    0 once). The Pi's end never sees that reset, so it is there to destroy either way."""
     pi = lab.plan.pi("pi")
     rules = workdir / "cut.nft"
     rules.write_text(_cut_rules(pi.address))
@@ -171,9 +176,8 @@ def cut_install(
             if not cut and line.startswith(f"- {task}"):
                 lab.run_in(LAN_NS, "nft", "-f", str(rules), timeout=10)
                 cut = True
-                killed = lab.run_in(LAN_NS, "ss", "-K", "-H", "-t", "dst", pi.address,
-                                    "dport", "=", "22", timeout=10)  # fmt: skip
-                drops += len(killed.stdout.splitlines())
+                drops += _destroy(lab, LAN_NS, "dst", pi.address, "dport")
+                drops += _destroy(lab, "pa-pi", "src", pi.address, "sport")
             assert time.monotonic() < deadline, "".join(output)[-3000:]
         run.wait(60)
     finally:
@@ -186,6 +190,13 @@ def cut_install(
         argv, run.returncode, "".join(output), errors_file.read_text()
     )
     return done, drops
+
+
+def _destroy(lab: Lab, netns: str, side: str, address: str, port: str) -> int:
+    """`ss -K` on NETNS's TCP connections with ADDRESS:22 at SIDE; how many it destroyed."""
+    killed = lab.run_in(netns, "ss", "-K", "-H", "-t", side, address, port, "=", "22",
+                        timeout=10)  # fmt: skip
+    return len(killed.stdout.splitlines())
 
 
 def _next(lines: queue.Queue[str | None], timeout: float) -> str | None:
