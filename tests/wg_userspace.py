@@ -19,14 +19,15 @@ WG_QUICK_KEYS = {"Address", "DNS", "MTU", "Table", "PreUp", "PostUp", "PreDown",
 def stand_in_script(directory: Path) -> Path:
     """A WG_QUICK_USERSPACE_IMPLEMENTATION for wg-quick that runs wireguard-go in the
     foreground in the background, records its PID and returns once its control socket
-    exists (what wireguard-go's own daemon mode does, minus the unknown PID)."""
+    exists, up to 15 s (a loaded machine starts wireguard-go slowly; its callers wait 20 s
+    or more): what wireguard-go's own daemon mode does, minus the unknown PID."""
     script = directory / "wg-userspace"
     script.write_text(
         "#!/bin/sh\n"
         f'WG_PROCESS_FOREGROUND=1 setsid wireguard-go -f "$1" >>"{directory}/wg-$1.log" 2>&1 &\n'
         f'echo $! >>"{directory}/wg-pids"\n'
         "i=0\n"
-        'while [ ! -S "/var/run/wireguard/$1.sock" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done\n'
+        'while [ ! -S "/var/run/wireguard/$1.sock" ] && [ $i -lt 300 ]; do sleep 0.05; i=$((i+1)); done\n'
         '[ -S "/var/run/wireguard/$1.sock" ]\n'
     )
     script.chmod(0o755)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import shutil
 import tarfile
 import tempfile
@@ -56,7 +57,9 @@ def local_hlsjs(fetch: bool = True) -> Path | None:
     if hashlib.sha256(data).hexdigest() != checksum:
         return None
     target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_suffix(".part")
+    # A name of this process's own: `make test`'s two sessions may fetch at once, and a
+    # shared one would be renamed away under the other's write.
+    partial = target.with_name(f".{target.name}.{os.getpid()}.part")
     partial.write_bytes(data)
     partial.replace(target)
     return target
