@@ -222,6 +222,14 @@ def assert_cut_at(
     assert "Traceback" not in result.stdout + result.stderr
 
 
+def doctor_check(lab: Lab, inventory: Path, name: str) -> dict[str, str]:
+    """`doctor`'s check NAME on the lab Pi (its other checks may fail: not looked at here)."""
+    result = lab.cli("doctor", "-i", str(inventory), "--json", timeout=180)
+    assert result.returncode in (0, 1), result.stdout + result.stderr
+    (pi,) = json.loads(result.stdout)["appliances"]
+    return next(c for c in pi["checks"] if c["name"] == name)
+
+
 def started_after_written(lab: Lab, unit: str, path: str) -> bool:
     """Whether UNIT's process started after PATH was last written (it runs on that file)."""
     written = int(lab.pi_exec("stat", "-c", "%Y", path).stdout)
@@ -258,12 +266,15 @@ def test_an_ssh_drop_in_the_middle_of_install_leaves_no_half_written_file(
     assert_whole(lab, files)
     assert "# faults: an edit" in lab.pi_exec("cat", CHRONY_CONF).stdout  # whole, and new
     assert not started_after_written(lab, "chrony.service", CHRONY_CONF)  # its restart was lost
+    pending = doctor_check(lab, edited, "install:pending")
+    assert pending["status"] == "fail" and " chrony " in pending["message"], pending
 
     # The same command again (the cut runs' --tags ntp: the other roles have nothing to do).
     rerun = install(lab, edited, "--tags", "ntp")
     assert rerun.returncode == 0, rerun.stdout[-4000:] + rerun.stderr[-2000:]
     assert_whole(lab, files)
     assert started_after_written(lab, "chrony.service", CHRONY_CONF)
+    assert doctor_check(lab, edited, "install:pending")["status"] == "ok"
 
 
 HOSTILE_NTP = Path(__file__).with_name("hostile_ntp.py")
