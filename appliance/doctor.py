@@ -32,6 +32,7 @@ from appliance.doctor_checks import (
     parse_services,
 )
 from appliance.doctor_ftp import check_ftp, check_storage
+from appliance.doctor_pending import check_pending
 from appliance.doctor_probe import probe, probe_args
 from appliance.doctor_remote import check_remote
 from appliance.doctor_ssh import RemoteError
@@ -107,6 +108,7 @@ def diagnose(
     checks += check_tls(sections, variables, pin)
     checks += check_disk(sections, probe_args(variables))
     checks += check_firewall(sections, firewall)
+    checks += check_pending(sections)
     checks += check_remote(sections, variables, name)
     checks += check_storage(sections, variables)
     checks += check_ftp(sections, variables, name)

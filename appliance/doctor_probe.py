@@ -14,12 +14,13 @@ from appliance.doctor_ssh import PROLOGUE, RemoteResult, run_script
 
 # $1 TLS dir, $2 cache dir, $3 log dir, $4 lease file, $5 hostapd config, $6 nginx config,
 # $7 chrony config, $8 WireGuard interface, $9 the firewall role's ruleset file, $10 the
-# recordings program, $11 its settings, $12 the recordings' storage path ("" without recordings).
+# recordings program, $11 its settings, $12 the recordings' storage path ("" without recordings),
+# $13 the snapshot tool, $14 its spec.
 SCRIPT = (
     PROLOGUE
     + r"""
 tls=$1 cache=$2 logs=$3 leases=$4 hostapd_conf=$5 nginx_conf=$6 chrony_conf=$7 wg=$8 fw_conf=$9
-rec_helper=${10} rec_conf=${11} rec_path=${12}
+rec_helper=${10} rec_conf=${11} rec_path=${12} snapshot=${13} snapshot_spec=${14}
 
 sec services
 for s in hostapd dnsmasq chrony nginx presence-firewall ulogd2 "wg-quick@$wg" vsftpd; do
@@ -58,6 +59,14 @@ sec dfi; df -P -i / "$cache" "$logs" 2>&1; end $?
 sec config:firewall
 if [ -r "$fw_conf" ]; then timeout 10 nft -c -f "$fw_conf" 2>&1; end $?; else echo "no $fw_conf"; end 3; fi
 sec firewall; timeout 10 nft -j list table inet presence_appliance 2>&1; end $?
+
+sec install:pending
+# The services an unfinished install left running on their old files (read only).
+if [ -x "$snapshot" ] && [ -r "$snapshot_spec" ]; then
+  timeout 20 "$snapshot" --spec "$snapshot_spec" pending 2>&1; end $?
+else
+  echo "no $snapshot_spec"; end 3
+fi
 
 sec wireguard:port; timeout 10 wg show "$wg" listen-port 2>&1; end $?
 sec wireguard:peers
@@ -107,6 +116,8 @@ def probe_args(variables: dict[str, Any]) -> list[str]:
         var("recordings_helper", "/usr/local/sbin/presence-recordings"),
         var("recordings_config", "/etc/presence-appliance/recordings.json"),
         recordings_path(variables) or "",
+        var("snapshot_command", "/usr/local/sbin/presence-snapshot"),
+        var("snapshot_spec_file", "/etc/presence-appliance/snapshot.json"),
     ]
 
 

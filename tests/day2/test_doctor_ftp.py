@@ -115,7 +115,7 @@ def test_no_recordings_no_lines_and_a_missing_program_is_one_warning(
     variables = _pi(tmp_path, None)
     for camera in variables["cameras"]:
         camera["recordings"] = False
-    assert probe_args(variables)[-1] == ""
+    assert probe_args(variables)[11] == ""  # $12: the recordings' storage path
     result = run_script("local", variables, SCRIPT, probe_args(variables), timeout=60)
     assert "ftp:activity" not in result.sections
     assert check_ftp(result.sections, variables, "pi") == []

@@ -146,8 +146,9 @@ def cut_install(
     TASK starts: in pa-lan (the controller's namespace) an nft rule rejects every packet to
     the Pi's port 22 with a TCP reset, then `ss -K` destroys the connections there were at
     both ends (the Pi's sshd ends the session and what it runs at once), as a laptop leaving
-    the Wi-Fi does at its worst. The rule goes when the run has ended. Returns the run and the
-    number of connection ends destroyed.
+    the Wi-Fi does at its worst; the run (its process group: the CLI, Ansible, ssh clients;
+    not the shared connection's master, a daemon) is stopped while that is done. The rule goes
+    when the run has ended. Returns the run and the number of connection ends destroyed.
 
     Both ends, because the rule alone may already have reset the controller's end: Ansible
     sends on its shared connection as the task starts, and a packet that meets the rule
@@ -174,10 +175,14 @@ def cut_install(
         while (line := _next(lines, 5.0)) is not None:
             output.append(line)
             if not cut and line.startswith(f"- {task}"):
+                # Frozen first, so that Ansible cannot finish TASK while the cut is made
+                # (a loaded machine can take longer to run nft than the Pi to write a file).
+                os.killpg(run.pid, signal.SIGSTOP)
                 lab.run_in(LAN_NS, "nft", "-f", str(rules), timeout=10)
                 cut = True
                 drops += _destroy(lab, LAN_NS, "dst", pi.address, "dport")
                 drops += _destroy(lab, "pa-pi", "src", pi.address, "sport")
+                os.killpg(run.pid, signal.SIGCONT)
             assert time.monotonic() < deadline, "".join(output)[-3000:]
         run.wait(60)
     finally:
@@ -217,6 +222,14 @@ def assert_cut_at(
     assert "Traceback" not in result.stdout + result.stderr
 
 
+def doctor_check(lab: Lab, inventory: Path, name: str) -> dict[str, str]:
+    """`doctor`'s check NAME on the lab Pi (its other checks may fail: not looked at here)."""
+    result = lab.cli("doctor", "-i", str(inventory), "--json", timeout=180)
+    assert result.returncode in (0, 1), result.stdout + result.stderr
+    (pi,) = json.loads(result.stdout)["appliances"]
+    return next(c for c in pi["checks"] if c["name"] == name)
+
+
 def started_after_written(lab: Lab, unit: str, path: str) -> bool:
     """Whether UNIT's process started after PATH was last written (it runs on that file)."""
     written = int(lab.pi_exec("stat", "-c", "%Y", path).stdout)
@@ -253,12 +266,15 @@ def test_an_ssh_drop_in_the_middle_of_install_leaves_no_half_written_file(
     assert_whole(lab, files)
     assert "# faults: an edit" in lab.pi_exec("cat", CHRONY_CONF).stdout  # whole, and new
     assert not started_after_written(lab, "chrony.service", CHRONY_CONF)  # its restart was lost
+    pending = doctor_check(lab, edited, "install:pending")
+    assert pending["status"] == "fail" and " chrony " in pending["message"], pending
 
     # The same command again (the cut runs' --tags ntp: the other roles have nothing to do).
     rerun = install(lab, edited, "--tags", "ntp")
     assert rerun.returncode == 0, rerun.stdout[-4000:] + rerun.stderr[-2000:]
     assert_whole(lab, files)
     assert started_after_written(lab, "chrony.service", CHRONY_CONF)
+    assert doctor_check(lab, edited, "install:pending")["status"] == "ok"
 
 
 HOSTILE_NTP = Path(__file__).with_name("hostile_ntp.py")
@@ -271,7 +287,8 @@ _UNIT = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0}
 
 def camera_time(lab: Lab, netns: str, server: str) -> dict[str, Any] | None:
     """What a camera's NTP client gets from SERVER (stratum, leap, offset), None if nothing."""
-    result = lab.run_in(netns, "ntpdig", "-j", "-t", "2", server, timeout=15, check=False)
+    # 5 s: an answer late on a busy test machine is no failure of the Pi (a lost one still is).
+    result = lab.run_in(netns, "ntpdig", "-j", "-t", "5", server, timeout=15, check=False)
     return json.loads(result.stdout) if result.returncode == 0 else None
 
 
@@ -396,25 +413,29 @@ def test_cameras_keep_getting_time_when_the_upstream_jumps_hours_then_goes_silen
           f"(phase, stratum): {strata}", file=sys.stderr)  # fmt: skip
 
 
-# nginx's connect timeout is 3 s (web_connect_timeout); the issue's promise to a viewer is 5 s.
+# The issue's promise to a viewer is 5 s. nginx gives up after 3 s on a new connection
+# (web_connect_timeout) and after 4 s without an answer on a kept-alive one (web_read_timeout):
+# the playlist request right after a 200 goes out on the connection that 200 came on.
 VIEWER_BOUND = 5.0
 RETURN_BOUND = 10.0
 
 
 def fetch(lab: Lab, inventory: Path, path: str) -> tuple[int, float, bytes]:
     """A viewer on the home network: GET PATH from the Pi's dashboard, logged in, against the
-    pinned certificate. Returns the status, curl's own total time and the body."""
+    pinned certificate. Returns the status, the time the Pi took to answer (curl's, from the
+    request sent to the last byte: the TLS handshake is the test machine's load, not the
+    proxy's timeouts) and the body."""
     pi = lab.plan.pi("pi")
     cert = inventory.parent / ".presence-appliance" / "tls" / f"{pi.host}.crt"
     web = lab.inventory["all"]["children"]["appliances"]["vars"]["web"]["users"][0]
     argv = ["curl", "-s", "-m", "15", "--cacert", str(cert), "-u",
-            f"{web['name']}:{web['password']}", "-o", "-", "-w", "\n%{http_code} %{time_total}",
+            f"{web['name']}:{web['password']}", "-o", "-", "-w", "\n%{http_code} %{time_pretransfer} %{time_total}",
             f"https://{pi.address}{path}"]  # fmt: skip
     result = subprocess.run(["ip", "netns", "exec", LAN_NS, *argv], capture_output=True,
                             timeout=30, check=False)  # fmt: skip
     body, _, tail = result.stdout.rpartition(b"\n")
-    status, took = tail.decode().split()
-    return int(status), float(took), body
+    status, pretransfer, total = tail.decode().split()
+    return int(status), float(total) - float(pretransfer), body
 
 
 def test_a_camera_that_vanishes_mid_stream_fails_fast_and_comes_back_without_restart(

@@ -100,6 +100,8 @@ class RecordingsLab:
 
     def pruned(self, since: int) -> list[str]:
         """The prune service's journal lines since SINCE (unix time)."""
+        # The service may have ended before journald stored its last lines: wait for them.
+        self.lab.pi_exec("journalctl", "--sync")
         return self.lab.pi_exec(
             "journalctl", "-u", "presence-recordings-prune.service", "--since", f"@{since}",
             "-o", "cat", "--no-pager",

@@ -41,6 +41,10 @@ def pi_state(lab: Lab) -> dict[str, Any]:
         kinds = (".service", ".timer", ".socket", ".path")
         if len(fields) >= 4 and fields[0].endswith(kinds) and not fields[0].startswith(TRANSIENT):
             active[fields[0]] = f"{fields[1]} {fields[2]}"  # load, active
+    # A service its timer starts (Debian's daily logrotate, man-db, dpkg-db-backup ...) may be
+    # running at one reading and not the other, whatever we did: its timer's state counts.
+    for timer in [unit for unit in active if unit.endswith(".timer")]:
+        active.pop(timer.removesuffix(".timer") + ".service", None)
     return {
         "files": files,
         "unit_files": sorted(

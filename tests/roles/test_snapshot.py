@@ -227,12 +227,14 @@ def test_a_run_that_never_settled_leaves_its_services_pending_until_a_run_comple
     (etc / "cameras.conf").write_text("dhcp-range=10.203.230.100,10.203.230.199,6h\n")
     # ... the run ends here: no settle. The next one finds dnsmasq pending, and so does a
     # third if the second is cut off too (its own snapshot already has the new file).
+    assert report(tool(spec, "pending")) == {"pending": ["dnsmasq"]}  # what doctor reads
     second = report(tool(spec, "take", "--stamp", "20260101T000100Z"))
     assert second["pending"] == ["dnsmasq"]
     third = report(tool(spec, "take", "--stamp", "20260101T000200Z"))
     assert third["pending"] == ["dnsmasq"]
     # A run that gets to its end settles the earlier ones too.
     report(tool(spec, "settle", "--stamp", third["stamp"]))
+    assert report(tool(spec, "pending")) == {"pending": []}
     fourth = report(tool(spec, "take", "--stamp", "20260101T000300Z"))
     assert fourth["pending"] == []
     report(tool(spec, "settle", "--stamp", fourth["stamp"]))

@@ -10,6 +10,8 @@ STAMP/files/<path>, root-only (they hold the Wi-Fi passphrase and the web login 
   settle --stamp S      drop S when the run replaced nothing, then keep only the newest `keep`;
                         marks every run up to S as complete
   list                  one JSON object per snapshot, newest first, with what differs from live
+  pending               the services unfinished runs left without their restart (changes
+                        nothing; `doctor` asks)
   restore [--to S]      check the kept copies with the services' own checkers, then put them
                         back (taking a snapshot of the live files first, so a rollback can be
                         undone); prints JSON: restored and removed files, services to restart
@@ -367,6 +369,8 @@ def main(argv: list[str]) -> int:
     for name in ("take", "settle"):
         sub.add_parser(name).add_argument("--stamp", required=True)
     sub.add_parser("list")
+    # Read only (for `doctor`): what `take` would name as left pending by unfinished runs.
+    sub.add_parser("pending")
     sub.add_parser("restore").add_argument("--to", default=None)
     args = parser.parse_args(argv)
     os.umask(0o077)
@@ -379,6 +383,8 @@ def main(argv: list[str]) -> int:
             result = settle(spec, args.stamp)
         elif args.action == "list":
             result = listing(spec)
+        elif args.action == "pending":
+            result = {"pending": pending(spec)}
         else:
             result = restore(spec, args.to)
     except Refused as err:
