@@ -279,8 +279,8 @@ class FirewallLab:
         result = self.sh(role, *argv, check=False)
         return result.stdout.strip() if result.returncode == 0 else ""
 
-    def ping(self, role: str, host: str, *extra: str) -> bool:
-        result = self.sh(role, "ping", *extra, "-c", "1", "-W", "1", host, check=False)
+    def ping(self, role: str, host: str, *extra: str, wait: float = ANSWER_WAIT) -> bool:
+        result = self.sh(role, "ping", *extra, "-c", "1", "-W", f"{wait:g}", host, check=False)
         return result.returncode == 0
 
     def counters(self) -> dict[str, int]:
@@ -331,7 +331,7 @@ def test_policy_table_in_namespaces(fwlab: FirewallLab, netns: Netns, tmp_path: 
     pi_v6 = re.search(r"inet6 (fe80::[0-9a-f:]+)/", link_local.stdout)
     assert pi_v6, link_local.stdout
     before = fwlab.counters()["cam_nord_drop_pi"]
-    assert not fwlab.ping("nord", f"{pi_v6.group(1)}%wlan0", "-6")
+    assert not fwlab.ping("nord", f"{pi_v6.group(1)}%wlan0", "-6", wait=DROP_WAIT)
     assert fwlab.counters()["cam_nord_drop_pi"] > before
 
     # camera -> Pi's FTP (recordings): control and the passive range on the camera-side
