@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -143,6 +145,22 @@ class Netns:
         )
         self.processes.append(proc)
         return proc
+
+    def start_ulogd(self, ns: str, conf: Path, log: Path) -> subprocess.Popen[bytes]:
+        """ulogd2 on CONF in NS, returning once it listens on its NFLOG group: a drop logged
+        before that would be lost (a loaded machine starts ulogd slowly)."""
+        match = re.search(r"^group=(\d+)$", conf.read_text(), re.M)
+        assert match, f"no NFLOG group in {conf}"
+        proc = self.start(ns, ["ulogd", "-c", str(conf)], log)
+        deadline = time.monotonic() + 15
+        while True:
+            # Bound groups of this namespace's nfnetlink_log, one per line, the group first.
+            bound = self.exec(ns, ["cat", "/proc/net/netfilter/nfnetlink_log"]).stdout
+            if match[1] in (line.split()[0] for line in bound.splitlines() if line.strip()):
+                return proc
+            assert proc.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, f"ulogd not on group {match[1]}: {log.read_text()}"
+            time.sleep(0.05)
 
     def cleanup(self) -> None:
         for proc in reversed(self.processes):

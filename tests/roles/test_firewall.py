@@ -308,7 +308,7 @@ def test_policy_table_in_namespaces(fwlab: FirewallLab, netns: Netns, tmp_path: 
     cams_file = tmp_path / "cams.json"
     cams_file.write_text((out / str(cams_file).lstrip("/")).read_text())
     conf = out / "etc/ulogd.conf"
-    netns.start(fwlab.ns["pi"], ["ulogd", "-c", str(conf)], tmp_path / "ulogd.log")
+    netns.start_ulogd(fwlab.ns["pi"], conf, tmp_path / "ulogd.log")
     fwlab.sh("pi", "nft", "-f", str(out / RULESET))
 
     def blocked(role: str, kind: str, host: str, port: int, counter: str) -> None:

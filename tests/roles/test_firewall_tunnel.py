@@ -135,8 +135,7 @@ class TunnelLab:
         (self.tmp / "log").mkdir(exist_ok=True)
         cams_file = self.tmp / "cams.json"  # the helper's camera list, at its test path
         cams_file.write_text((out / str(cams_file).lstrip("/")).read_text())
-        self.netns.start(self.ns["pi"], ["ulogd", "-c", str(out / "etc/ulogd.conf")],
-                         self.tmp / "ulogd.log")  # fmt: skip
+        self.netns.start_ulogd(self.ns["pi"], out / "etc/ulogd.conf", self.tmp / "ulogd.log")
 
     def view(self, out: Path, wanted: int) -> dict[str, Any]:
         """The helper's `show` (what `presence-appliance firewall` prints), once the log
