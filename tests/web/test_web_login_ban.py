@@ -190,7 +190,10 @@ def test_eight_playing_cameras_are_never_slowed_nor_banned(ban: BanSite, tmp_pat
         before = page.evaluate(
             "() => [...document.querySelectorAll('video')].map(v => v.currentTime)"
         )
-        deadline = time.monotonic() + 60
+        # 20 s of each stream takes 20 s on an idle machine; a loaded one (CI, another test
+        # session) plays slower: the bound only ends a stalled run. Slowed or refused media
+        # show in the log checked below (429/503), not in this clock.
+        deadline = time.monotonic() + 180
         while True:
             now = page.evaluate(
                 "() => [...document.querySelectorAll('video')].map(v => v.currentTime)"
