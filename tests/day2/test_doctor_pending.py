@@ -4,7 +4,6 @@ by the real probe script from the real snapshot tool on a stand-in Pi (this mach
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,7 @@ from appliance.doctor_checks import FAIL, OK, WARN
 from appliance.doctor_pending import PENDING_CHECK, check_pending
 from appliance.doctor_probe import SCRIPT, probe_args
 from appliance.doctor_ssh import Section, run_script
-from tests.roles.test_snapshot import TOOL
+from tests.roles.test_snapshot import TOOL, report, tool
 
 
 def _executable(path: Path, body: str) -> Path:
@@ -25,8 +24,8 @@ def _executable(path: Path, body: str) -> Path:
 
 @pytest.fixture
 def pi(tmp_path: Path) -> dict[str, Any]:
-    """A stand-in Pi: one managed file (chrony's, restarting chrony), the snapshot tool and its
-    spec where the probe looks for them, and the probe's other paths pointing at nothing."""
+    """A stand-in Pi: one managed file (chrony's, restarting chrony), and the snapshot tool and
+    its spec where the probe looks for them."""
     conf = tmp_path / "chrony.conf"
     conf.write_text("server 10.203.2.123 iburst\n")
     spec = tmp_path / "snapshot.json"
@@ -39,10 +38,6 @@ def pi(tmp_path: Path) -> dict[str, Any]:
         "ansible_connection": "local",
         "snapshot_command": str(tool),
         "snapshot_spec_file": str(spec),
-        "web_tls_dir": str(tmp_path / "none"),
-        "web_cache_dir": str(tmp_path),
-        "web_log_dir": str(tmp_path),
-        "dhcp_lease_file": str(tmp_path / "none"),
         "conf": conf,
     }
 
@@ -53,9 +48,7 @@ def doctor_says(variables: dict[str, Any]) -> list[Any]:
 
 
 def snapshot(variables: dict[str, Any], *args: str) -> Any:
-    argv = [variables["snapshot_command"], "--spec", variables["snapshot_spec_file"], *args]
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=True)
-    return json.loads(done.stdout)
+    return report(tool(Path(variables["snapshot_spec_file"]), *args))
 
 
 def test_a_cut_install_shows_until_an_install_completes(pi: dict[str, Any]) -> None:

@@ -21,6 +21,7 @@ import pytest
 
 from appliance.lab.handle import CLI, Lab
 from appliance.lab.plan import LAN_NS, WAN_NS, WAN_NTP
+from tests.e2e.test_doctor import DoctorLab
 from tests.e2e.test_safety import install, unit_state, write_inventory
 
 pytestmark = pytest.mark.lab
@@ -224,10 +225,8 @@ def assert_cut_at(
 
 def doctor_check(lab: Lab, inventory: Path, name: str) -> dict[str, str]:
     """`doctor`'s check NAME on the lab Pi (its other checks may fail: not looked at here)."""
-    result = lab.cli("doctor", "-i", str(inventory), "--json", timeout=180)
-    assert result.returncode in (0, 1), result.stdout + result.stderr
-    (pi,) = json.loads(result.stdout)["appliances"]
-    return next(c for c in pi["checks"] if c["name"] == name)
+    doctor = DoctorLab(lab, inventory)
+    return doctor.checks(doctor.doctor()[1])[name]
 
 
 def started_after_written(lab: Lab, unit: str, path: str) -> bool:

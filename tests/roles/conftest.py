@@ -21,6 +21,11 @@ REPO = Path(__file__).resolve().parents[2]
 ROLES = REPO / "roles"
 SCENARIOS = Path(__file__).resolve().parent / "scenarios"
 NETWORK_ROLES = ("access_point", "dhcp", "ntp")
+# How long the firewall tests' probes wait: an answer that must come gets long enough for a
+# loaded machine (the probe returns as soon as it comes); a drop is shown by silence over a
+# short wait.
+ANSWER_WAIT = 5.0
+DROP_WAIT = 1.5
 
 
 def scenario_path(name: str) -> Path:

@@ -16,6 +16,8 @@ from typing import Any
 import pytest
 
 from tests.roles.conftest import (
+    ANSWER_WAIT,
+    DROP_WAIT,
     Netns,
     load_scenario,
     render_inventory,
@@ -160,10 +162,6 @@ WAN = "10.203.194.2"
 NETATMO = "10.203.194.3"
 NORD, SUED, STRANGER = "10.203.192.11", "10.203.192.12", "10.203.192.150"
 FTP_PASSIVE = (50000, 50019)
-# How long a probe waits: an answer that must come gets long enough for a loaded machine
-# (it returns as soon as it comes); a drop is shown by silence over a short wait.
-ANSWER_WAIT = 5.0
-DROP_WAIT = 1.5
 
 
 def _policy_inventory(tmp_path: Path) -> dict[str, Any]:

@@ -20,16 +20,20 @@ from typing import Any
 
 import pytest
 
-from tests.roles.conftest import Netns, load_scenario, render_inventory, run, write_inventory
+from tests.roles.conftest import (
+    ANSWER_WAIT,
+    DROP_WAIT,
+    Netns,
+    load_scenario,
+    render_inventory,
+    run,
+    write_inventory,
+)
 
 pytestmark = pytest.mark.netns
 
 RULESET = "etc/presence-appliance/firewall.nft"
 PROBE = Path(__file__).resolve().parent / "fw_probe.py"
-# An answer that must come gets long enough for a loaded machine (the probe returns as soon
-# as it comes); a drop is shown by silence over a short wait.
-ANSWER_WAIT = 5.0
-DROP_WAIT = 1.5
 PI_CAM, CAMERA = "10.203.243.1", "10.203.243.11"
 PI_LAN, LAN = "10.203.244.2", "10.203.244.1"
 PI_TUNNEL, PHONE = "10.203.245.1", "10.203.245.2"
